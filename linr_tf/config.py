@@ -1,0 +1,133 @@
+"""Configuration: which features feed each tower, which attributes filter, how to train.
+
+A config is a JSON file (see `configs/demo.json`):
+
+    cfg = linr_tf.config.load("configs/demo.json")
+    cfg.item_features[0].name   # "item_id"
+"""
+
+import dataclasses
+import json
+from typing import List, Optional, Sequence
+
+FEATURE_TYPES = ("id", "categorical", "numeric")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+  """One input feature of a tower.
+
+  Attributes:
+    name: column name in the CSV and input name in the SavedModel signature.
+    type: "id" (high-cardinality string, hashed vocabulary from data),
+      "categorical" (string values, vocabulary from data), or "numeric"
+      (float, bucketized by `boundaries`).
+    embedding_dim: width of this feature's embedding.
+    multivalued: categorical values separated by `separator` ("ai|ml").
+    boundaries: bucket boundaries of a numeric feature (ascending).
+  """
+  name: str
+  type: str
+  embedding_dim: int = 16
+  multivalued: bool = False
+  boundaries: Optional[Sequence[float]] = None
+
+  def __post_init__(self):
+    if self.type not in FEATURE_TYPES:
+      raise ValueError(f"feature '{self.name}': unknown type '{self.type}' "
+                       f"(expected one of {', '.join(FEATURE_TYPES)})")
+    if self.embedding_dim <= 0:
+      raise ValueError(f"feature '{self.name}': embedding_dim must be > 0")
+    if self.type == "numeric":
+      b = list(self.boundaries or [])
+      if not b or any(x >= y for x, y in zip(b, b[1:])):
+        raise ValueError(f"feature '{self.name}': a numeric feature needs "
+                         "strictly ascending `boundaries`")
+    elif self.boundaries:
+      raise ValueError(f"feature '{self.name}': `boundaries` only apply to "
+                       "numeric features")
+    if self.multivalued and self.type != "categorical":
+      raise ValueError(f"feature '{self.name}': only categorical features "
+                       "can be multivalued")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  epochs: int = 3
+  batch_size: int = 1024
+  learning_rate: float = 0.1
+  temperature: float = 0.1
+  holdout_fraction: float = 0.1
+  seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything a run needs besides the data paths."""
+  query_features: List[FeatureSpec]
+  item_features: List[FeatureSpec]
+  filter_attributes: List[str]
+  embedding_dim: int = 64
+  hidden_units: List[int] = dataclasses.field(default_factory=lambda: [128])
+  item_id_feature: str = "item_id"
+  query_id_feature: str = "user_id"
+  separator: str = "|"
+  train: TrainConfig = TrainConfig()
+
+  def __post_init__(self):
+    names = [f.name for f in self.item_features]
+    if self.item_id_feature not in names:
+      raise ValueError(f"item_id_feature '{self.item_id_feature}' must be one "
+                       f"of the item features {names}")
+    for spec_list, side in ((self.query_features, "query"),
+                            (self.item_features, "item")):
+      if not spec_list:
+        raise ValueError(f"no {side} features configured")
+      seen = set()
+      for f in spec_list:
+        if f.name in seen:
+          raise ValueError(f"{side} feature '{f.name}' is listed twice")
+        seen.add(f.name)
+    for reserved in ("filter", "k"):
+      if reserved in {f.name for f in self.query_features}:
+        raise ValueError(f"'{reserved}' is a reserved signature input and "
+                         "cannot be a query feature name")
+    if self.embedding_dim <= 0:
+      raise ValueError("embedding_dim must be > 0")
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def from_dict(d: dict) -> Config:
+  """Builds a Config from parsed JSON, rejecting unknown keys."""
+  d = dict(d)
+  known = {f.name for f in dataclasses.fields(Config)}
+  unknown = set(d) - known
+  if unknown:
+    raise ValueError(f"unknown config keys: {sorted(unknown)}")
+
+  def specs(key):
+    out = []
+    for i, raw in enumerate(d.get(key, [])):
+      fields = {f.name for f in dataclasses.fields(FeatureSpec)}
+      bad = set(raw) - fields
+      if bad:
+        raise ValueError(f"{key}[{i}]: unknown keys {sorted(bad)}")
+      out.append(FeatureSpec(**raw))
+    return out
+
+  d["query_features"] = specs("query_features")
+  d["item_features"] = specs("item_features")
+  if "train" in d:
+    tk = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = set(d["train"]) - tk
+    if bad:
+      raise ValueError(f"train: unknown keys {sorted(bad)}")
+    d["train"] = TrainConfig(**d["train"])
+  return Config(**d)
+
+
+def load(path: str) -> Config:
+  with open(path, encoding="utf-8") as f:
+    return from_dict(json.load(f))

@@ -1,0 +1,183 @@
+"""`RetrievalModel`: two towers + the in-model `ItemIndex`, trained with `model.fit`.
+
+    model = RetrievalModel.from_data(cfg, catalog, interactions)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+    train, test = make_datasets(cfg, catalog, interactions)
+    model.fit(train, validation_data=test, epochs=3,
+              callbacks=[RefreshIndex(model, catalog)])
+    model.build_index(catalog)
+    scores, ids, count = model.retrieve({"user_id": ["u1"]}, ['lang = "en"'], k=10)
+
+Training is TFRS's in-batch softmax (`tfrs.tasks.Retrieval`) with the
+sampling-bias (log-q) correction; evaluation is TFRS `FactorizedTopK` recall,
+retrieved through the LiNR index and its custom op (`IndexTopK`).
+"""
+
+import json
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from linr_tf import config as config_lib
+from linr_tf.data.csv_io import Catalog, Interactions
+from linr_tf.filter import AttributeSchema
+from linr_tf.index import IndexTopK, ItemIndex
+from linr_tf.towers import Tower
+
+SAMPLING_PROBABILITY = "__sampling_probability__"
+TOP_KS = (10, 50, 100)
+
+
+def build_vocabularies(cfg: config_lib.Config, catalog: Catalog,
+                       interactions: Interactions) -> Dict[str, list]:
+  """Sorted distinct values of every id/categorical feature."""
+  vocabs = {}
+  for specs, columns in ((cfg.query_features, interactions.columns),
+                         (cfg.item_features, catalog.columns)):
+    for spec in specs:
+      if spec.type == "numeric":
+        continue
+      values = columns[spec.name]
+      if spec.multivalued:
+        values = [v for cell in values for v in cell.split(cfg.separator) if v]
+      vocabs[spec.name] = sorted(set(values))
+  return vocabs
+
+
+def item_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
+                  ) -> Dict[str, np.ndarray]:
+  """The item tower's inputs, cast to the dtypes the tower expects."""
+  return {s.name: (columns[s.name].astype(np.float32) if s.type == "numeric"
+                   else columns[s.name]) for s in cfg.item_features}
+
+
+def query_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
+                   ) -> Dict[str, np.ndarray]:
+  return {s.name: (columns[s.name].astype(np.float32) if s.type == "numeric"
+                   else columns[s.name]) for s in cfg.query_features}
+
+
+def split_by_time(interactions: Interactions, holdout_fraction: float
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+  """Row positions of the train split and the newest `holdout_fraction`."""
+  if not 0.0 <= holdout_fraction < 1.0:
+    raise ValueError("holdout_fraction must be in [0, 1)")
+  order = np.argsort(interactions.timestamp, kind="stable")
+  n_test = int(round(len(order) * holdout_fraction))
+  return order[:len(order) - n_test], order[len(order) - n_test:]
+
+
+def make_datasets(cfg: config_lib.Config, catalog: Catalog,
+                  interactions: Interactions
+                  ) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+  """(train, held-out) datasets of query + item features per engagement."""
+  train_rows, test_rows = split_by_time(interactions,
+                                        cfg.train.holdout_fraction)
+  counts = np.bincount(interactions.item_pos[train_rows],
+                       minlength=len(catalog)).astype(np.float64)
+  # Items absent from training get a floor so the log-q correction stays finite.
+  probability = np.maximum(counts, 0.5) / max(len(train_rows), 1)
+
+  def dataset(rows, shuffle):
+    pos = interactions.item_pos[rows]
+    feats = query_features(cfg, {k: v[rows] for k, v in
+                                 interactions.columns.items()})
+    feats.update(item_features(cfg, catalog.rows(pos)))
+    feats[SAMPLING_PROBABILITY] = probability[pos].astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(feats)
+    if shuffle:
+      ds = ds.shuffle(len(rows), seed=cfg.train.seed,
+                      reshuffle_each_iteration=True)
+    return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+
+  return dataset(train_rows, True), dataset(test_rows, False)
+
+
+class RetrievalModel(tfrs.Model):
+  """Query tower, item tower and item index in one Keras model."""
+
+  def __init__(self, cfg: config_lib.Config, vocabularies: Mapping[str, list],
+               bit_keys: Sequence[str]):
+    super().__init__()
+    self.cfg = cfg
+    self.schema = AttributeSchema(bit_keys)
+    # Kept as text: Keras would wrap a dict attribute for tracking.
+    self._metadata = json.dumps({"config": json.loads(cfg.to_json()),
+                                 "vocabularies": dict(vocabularies),
+                                 "bit_keys": list(bit_keys)})
+    self.query_tower = Tower(cfg.query_features, vocabularies,
+                             cfg.embedding_dim, cfg.hidden_units,
+                             cfg.separator, name="query_tower")
+    self.item_tower = Tower(cfg.item_features, vocabularies, cfg.embedding_dim,
+                            cfg.hidden_units, cfg.separator, name="item_tower")
+    self.index = ItemIndex(cfg.embedding_dim, bit_keys, name="item_index")
+    self.task = tfrs.tasks.Retrieval(
+        metrics=tfrs.metrics.FactorizedTopK(
+            candidates=IndexTopK(self.index, k=max(TOP_KS)), ks=TOP_KS),
+        temperature=cfg.train.temperature,
+        remove_accidental_hits=True)
+
+  @classmethod
+  def from_data(cls, cfg: config_lib.Config, catalog: Catalog,
+                interactions: Interactions) -> "RetrievalModel":
+    schema = AttributeSchema.from_columns(
+        {a: catalog.columns[a] for a in cfg.filter_attributes}, cfg.separator)
+    return cls(cfg, build_vocabularies(cfg, catalog, interactions), schema.keys)
+
+  def compute_loss(self, features, training=False):
+    q = self.query_tower(features)
+    c = self.item_tower(features)
+    return self.task(
+        q, c,
+        candidate_sampling_probability=features[SAMPLING_PROBABILITY],
+        candidate_ids=features[self.cfg.item_id_feature],
+        compute_metrics=not training)
+
+  def embed_items(self, catalog: Catalog, batch_size: int = 4096) -> np.ndarray:
+    feats = item_features(self.cfg, catalog.columns)
+    out = [self.item_tower({k: v[i:i + batch_size] for k, v in feats.items()})
+           for i in range(0, len(catalog), batch_size)]
+    return tf.concat(out, axis=0).numpy()
+
+  def build_index(self, catalog: Catalog) -> None:
+    """Index construction as a model step: embed the catalogue and assign."""
+    attrs = {a: catalog.columns[a] for a in self.cfg.filter_attributes}
+    self.index.assign(catalog.ids, self.embed_items(catalog),
+                      self.schema.encode(attrs, self.cfg.separator))
+
+  def retrieve(self, features: Mapping[str, Sequence], filters=None, k=10):
+    """Encodes queries and searches the index: (scores, ids, count)."""
+    known = {s.name for s in self.cfg.query_features}
+    unknown = sorted(set(features) - known)
+    if unknown:
+      raise ValueError(f"unknown query feature(s) {unknown}; this model takes "
+                       f"{sorted(known)}")
+    q = self.query_tower({k_: tf.convert_to_tensor(v) for k_, v in
+                          features.items()})
+    if filters is not None:
+      filters = tf.convert_to_tensor(filters, tf.string)
+    return self.index(q, filters, k)
+
+  def metadata(self) -> str:
+    """JSON needed to rebuild this model before restoring a checkpoint."""
+    return self._metadata
+
+  @classmethod
+  def from_metadata(cls, text: str) -> "RetrievalModel":
+    meta = json.loads(text)
+    return cls(config_lib.from_dict(meta["config"]), meta["vocabularies"],
+               meta["bit_keys"])
+
+
+class RefreshIndex(tf.keras.callbacks.Callback):
+  """Rebuilds the index from the current item tower before each evaluation."""
+
+  def __init__(self, model: RetrievalModel, catalog: Catalog):
+    super().__init__()
+    self._target = model
+    self._catalog = catalog
+
+  def on_test_begin(self, logs=None):
+    self._target.build_index(self._catalog)
