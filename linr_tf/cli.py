@@ -16,6 +16,7 @@ import sys
 import time
 
 from absl import app
+from absl import logging
 from absl import flags
 
 import linr_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is used
@@ -224,6 +225,8 @@ def op_error_line(message: str) -> str:
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)
+  tf.get_logger().setLevel("ERROR")
   if len(argv) != 2 or argv[1] not in COMMANDS:
     print(f"usage: python -m linr_tf {{{','.join(COMMANDS)}}} [--flags]",
           file=sys.stderr)

@@ -33,6 +33,8 @@ def candidate_paths() -> List[str]:
   return paths
 
 
+# Called while tracing graphs: plain Python, not for AutoGraph to convert.
+@tf.autograph.experimental.do_not_convert
 def load_library(path: Optional[str] = None):
   """Loads the op library (first hit of `candidate_paths()` unless `path`).
 
