@@ -11,6 +11,8 @@ Signature `serving_default`: inputs are the query features (one per configured
 query feature, [B]), `filter` (tf.string [B], "" = no filter) and `k`
 (tf.int32 scalar); outputs `item_ids` [B, k], `scores` [B, k], `count` [B].
 Slots past `count` are padding: id "" and score -inf.
+Signature `retrieve_with_options` adds `strategy` (tf.string scalar: "auto",
+"mask" for similarity masking, or "prefilter" for explicit pre-filtering).
 """
 
 import os
@@ -21,6 +23,7 @@ import tensorflow as tf
 from linr_tf.model import RetrievalModel
 
 MAX_K = 4096
+STRATEGIES = ("auto", "mask", "prefilter")
 
 
 class RetrievalModule(tf.Module):
@@ -37,7 +40,7 @@ class RetrievalModule(tf.Module):
         for s in model.cfg.query_features}
     self.metadata = tf.constant(model.metadata())
 
-  def retrieve(self, inputs):
+  def retrieve(self, inputs, strategy=None):
     # Signature functions do not check shapes of what they are fed: do it here.
     features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
                 for n in self.query_specs}
@@ -57,17 +60,36 @@ class RetrievalModule(tf.Module):
       checks.append(tf.debugging.assert_equal(
           tf.shape(value)[0], batch,
           message=f"query feature '{name}' has a different batch size"))
+    if strategy is not None:
+      strategy = tf.ensure_shape(strategy, [], name="check_strategy")
+      is_known = tf.equal(tf.constant(STRATEGIES), strategy)
+      checks.append(tf.debugging.assert_equal(
+          tf.reduce_any(is_known), True,
+          message=f"strategy must be one of {', '.join(STRATEGIES)}"))
     with tf.control_dependencies(checks):
       queries = self.query_tower(features)
-    scores, ids, count = self.index(queries, filters, k)
+    if strategy is None:
+      scores, ids, count = self.index(queries, filters, k)
+    else:
+      branch = tf.argmax(tf.cast(is_known, tf.int32), output_type=tf.int32)
+      scores, ids, count = tf.switch_case(branch, [
+          (lambda s=s: self.index(queries, filters, k, strategy=s))
+          for s in STRATEGIES])
     return {"item_ids": ids, "scores": scores, "count": count}
 
-  def signature(self):
+  def signatures(self):
+    """`serving_default` (automatic strategy) and `retrieve_with_options`."""
     spec = dict(self.query_specs)
     spec["filter"] = tf.TensorSpec([None], tf.string, name="filter")
     spec["k"] = tf.TensorSpec([], tf.int32, name="k")
-    fn = tf.function(lambda **kw: self.retrieve(kw))
-    return fn.get_concrete_function(**spec)
+    default = tf.function(lambda **kw: self.retrieve(kw))
+    with_options = tf.function(
+        lambda strategy, **kw: self.retrieve(kw, strategy))
+    return {
+        "serving_default": default.get_concrete_function(**spec),
+        "retrieve_with_options": with_options.get_concrete_function(
+            strategy=tf.TensorSpec([], tf.string, name="strategy"), **spec),
+    }
 
 
 def next_version(base_path: str) -> int:
@@ -84,6 +106,5 @@ def export(model: RetrievalModel, base_path: str, version: int = None) -> str:
   if os.path.exists(path):
     raise ValueError(f"export version {version} already exists at {path}")
   module = RetrievalModule(model)
-  tf.saved_model.save(module, path,
-                      signatures={"serving_default": module.signature()})
+  tf.saved_model.save(module, path, signatures=module.signatures())
   return path

@@ -1,31 +1,107 @@
-"""Attribute filters: item attributes -> bitsets, filter strings -> clause masks.
+"""Attribute filters: item attributes -> bitsets, filter strings -> filter programs.
 
-Every categorical value of every filterable attribute owns one bit
-("lang=en", "topic=ai", ...). Bit 0 is reserved: `__live__`, set for slots that
-hold an item; deleting an item clears it. A filter string such as
+Every filterable attribute owns bits of the item attribute bitset; the list of
+bit names (`AttributeSchema.keys`, the op's `bit_keys`) defines the layout:
 
-    lang = "en" AND type IN ("post", "article")
+  "__live__"        bit 0, set for slots that hold an item (deleting clears it)
+  "attr=value"      one bit per categorical value ("lang=en", "topic=ai"); a
+                    multi-valued item ("ai|ml") sets several bits of `attr`
+  "attr@[lo,hi)"    one bit per bucket lo <= x < hi of a numeric attribute; an
+                    empty bound is an open end. Boundaries (1, 6, 24) give
+                    "age_hours@[,1)", "age_hours@[1,6)", "age_hours@[6,24)",
+                    "age_hours@[24,)". Numbers are written by `format_number`
+                    ("24", "-1.5", "1e-05"); every item sets exactly one bucket.
 
-compiles (in the graph, by the `LinrCompileFilter` op) to clauses: an item
-passes when, for every clause, it holds at least one of the clause's bits.
+A filter string such as
 
-    schema = AttributeSchema.from_columns({"lang": langs, "type": types})
-    bits = schema.encode({"lang": langs, "type": types})   # [N, W] int32
-    clauses, n = compile_filters(tf.constant(['lang = "en"']), schema.keys)
+    lang = "en" AND (topic ALL (ai, ml) OR age_hours < 24) AND type != "ad"
+
+compiles (in the graph, op `LinrCompileFilter`) to a postfix program over these
+bits (custom_ops/filter/filter_program.h). Range comparisons must use bucket
+boundaries: `age_hours < 24` and `age_hours >= 24` are exact; `<=`, `>` and
+non-boundary thresholds are rejected.
+
+    schema = AttributeSchema.from_columns({"lang": langs, "topic": topics},
+                                          {"age_hours": (ages, [1, 6, 24])})
+    bits = schema.encode({"lang": langs, "topic": topics, "age_hours": ages})
+    program = compile_filters(tf.constant(['lang = "en"']), schema.keys)
 """
 
-from typing import Dict, List, Mapping, Sequence
+import math
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from linr_tf import ops
+from linr_tf.ops import filter_ops
 
 LIVE_KEY = "__live__"
+FILTER_KEYWORDS = ("and", "or", "not", "in", "all")
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_BUCKET = re.compile(r"\[([^,\[\]()]*),([^,\[\]()]*)\)\Z")
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+def format_number(x: float) -> str:
+  """Canonical text of a bucket boundary: "24", "-1.5", "1e-05" (no '+')."""
+  x = float(x)
+  if not math.isfinite(x):
+    raise ValueError(f"bucket boundary must be finite, got {x}")
+  if x.is_integer() and abs(x) < 2**53:
+    return str(int(x))
+  return repr(x).replace("e+", "e")
+
+
+def bucket_keys(attribute: str, boundaries: Sequence[float]) -> List[str]:
+  """Bit keys of the len(boundaries) + 1 buckets of a numeric attribute."""
+  bounds = [format_number(b) for b in _check_boundaries(attribute, boundaries)]
+  edges = [""] + bounds + [""]
+  return [f"{attribute}@[{lo},{hi})" for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _check_boundaries(attribute: str, boundaries: Sequence[float]) -> Tuple[float, ...]:
+  values = tuple(float(b) for b in boundaries)
+  if not all(math.isfinite(b) for b in values):
+    raise ValueError(f"attribute '{attribute}': bucket boundaries must be finite")
+  if any(a >= b for a, b in zip(values[:-1], values[1:])):
+    raise ValueError(f"attribute '{attribute}': bucket boundaries must be strictly "
+                     f"increasing, got {list(boundaries)}")
+  return values
+
+
+def _check_filterable_name(attribute: str) -> None:
+  """Names a filter can spell: bare word, not a keyword, not reserved."""
+  if (not isinstance(attribute, str) or not _ATTRIBUTE_NAME.match(attribute)
+      or attribute.startswith("__") or attribute.lower() in FILTER_KEYWORDS):
+    raise ValueError(
+        f"invalid attribute name {attribute!r}: use [A-Za-z0-9_.-]+, not starting "
+        f"with '__' and not a filter keyword ({', '.join(FILTER_KEYWORDS)})")
+
+
+def _parse_key(key: str):
+  """("categorical", attr, value) or ("numeric", attr, (lo, hi)) of a bit key."""
+  eq, at = key.find("="), key.find("@")
+  if at >= 0 and (eq < 0 or at < eq):
+    attr, spec = key[:at], key[at + 1:]
+    match = _BUCKET.match(spec)
+    bounds = match.groups() if match else None
+    if (not attr or bounds is None
+        or not all(b == "" or _NUMBER.match(b) for b in bounds)):
+      raise ValueError(f"bad numeric bucket key {key!r} (expected 'attr@[lo,hi)')")
+    lo = float(bounds[0]) if bounds[0] else -math.inf
+    hi = float(bounds[1]) if bounds[1] else math.inf
+    return "numeric", attr, (lo, hi)
+  attr, sep, value = key.partition("=")
+  if not sep or not attr:
+    raise ValueError(f"bad attribute bit key {key!r} (expected 'attr=value' or "
+                     "'attr@[lo,hi)')")
+  return "categorical", attr, value
 
 
 class AttributeSchema:
-  """Names the bit of every (attribute, value) pair; bit 0 is `__live__`."""
+  """Names every bit of the item attribute bitset; bit 0 is `__live__`."""
 
   def __init__(self, keys: Sequence[str]):
     keys = list(keys)
@@ -33,12 +109,37 @@ class AttributeSchema:
       raise ValueError(f"bit 0 must be '{LIVE_KEY}'")
     if len(set(keys)) != len(keys):
       raise ValueError("attribute bit keys must be unique")
-    for key in keys[1:]:
-      attr, sep, _ = key.partition("=")
-      if not sep or not attr or attr.startswith("__"):
-        raise ValueError(f"bad attribute bit key {key!r} (expected 'attr=value')")
     self.keys = keys
-    self._bit = {k: i for i, k in enumerate(keys)}
+    self._value_bit: Dict[Tuple[str, str], int] = {}
+    buckets: Dict[str, List[Tuple[float, float, int]]] = {}
+    categorical = set()
+    for bit, key in enumerate(keys[1:], start=1):
+      kind, attr, payload = _parse_key(key)
+      if attr.startswith("__"):
+        raise ValueError(f"bad attribute bit key {key!r}: '__' names are reserved")
+      if kind == "categorical":
+        categorical.add(attr)
+        self._value_bit[(attr, payload)] = bit
+      else:
+        buckets.setdefault(attr, []).append(payload + (bit,))
+    both = categorical & set(buckets)
+    if both:
+      raise ValueError(f"attribute(s) {sorted(both)} have both categorical and "
+                       "numeric keys")
+    self._categorical = sorted(categorical)
+    # Numeric attribute -> (boundaries [n], bit of bucket i [n + 1]).
+    self._numeric: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+    for attr, entries in buckets.items():
+      entries.sort()
+      lows = [lo for lo, _, _ in entries]
+      highs = [hi for _, hi, _ in entries]
+      if (lows[0] != -math.inf or highs[-1] != math.inf
+          or any(h != l for h, l in zip(highs[:-1], lows[1:]))
+          or any(l >= h for l, h in zip(lows, highs))):
+        raise ValueError(f"buckets of numeric attribute '{attr}' must tile the "
+                         "number line: [,b1), [b1,b2), ..., [bn,)")
+      self._numeric[attr] = (np.array(lows[1:], np.float64),
+                             np.array([bit for _, _, bit in entries], np.int64))
 
   @property
   def num_words(self) -> int:
@@ -46,20 +147,50 @@ class AttributeSchema:
 
   @property
   def attributes(self) -> List[str]:
-    return sorted({k.partition("=")[0] for k in self.keys[1:]})
+    """All attribute names (categorical and numeric), sorted."""
+    return sorted(self._categorical + list(self._numeric))
+
+  @property
+  def categorical_attributes(self) -> List[str]:
+    return list(self._categorical)
+
+  @property
+  def numeric_attributes(self) -> Dict[str, Tuple[float, ...]]:
+    """Numeric attribute -> its bucket boundaries."""
+    return {a: tuple(float(b) for b in bounds)
+            for a, (bounds, _) in sorted(self._numeric.items())}
 
   @classmethod
-  def from_columns(cls, columns: Mapping[str, np.ndarray], separator: str = "|"
-                   ) -> "AttributeSchema":
-    """One bit per distinct value seen in each column (sorted, deterministic)."""
+  def from_columns(cls, categorical: Mapping[str, np.ndarray],
+                   numeric: Optional[Mapping[str, Tuple[np.ndarray, Sequence[float]]]] = None,
+                   separator: str = "|") -> "AttributeSchema":
+    """Schema of categorical columns and bucketed numeric columns.
+
+    Categorical: one bit per distinct value seen (values split on `separator`;
+    sorted, deterministic). Numeric: `numeric[attr] = (values, boundaries)`
+    gives one bit per bucket (values are only checked for NaN). Attributes are
+    laid out in name order. The older call `from_columns(columns, separator)`
+    still works.
+    """
+    if isinstance(numeric, str):  # from_columns(columns, separator)
+      numeric, separator = None, numeric
+    numeric = dict(numeric or {})
+    overlap = set(categorical) & set(numeric)
+    if overlap:
+      raise ValueError(f"attribute(s) {sorted(overlap)} given as both categorical "
+                       "and numeric")
     keys = [LIVE_KEY]
-    for attr in sorted(columns):
-      if "=" in attr or attr.startswith("__") or not attr:
-        raise ValueError(f"invalid attribute name {attr!r}")
-      values = set()
-      for cell in columns[attr]:
-        values.update(v for v in str(cell).split(separator) if v)
-      for v in sorted(values):
+    for attr in sorted(set(categorical) | set(numeric)):
+      _check_filterable_name(attr)
+      if attr in numeric:
+        values, boundaries = numeric[attr]
+        _numeric_values(attr, values)  # NaN check
+        keys.extend(bucket_keys(attr, boundaries))
+        continue
+      seen = set()
+      for cell in categorical[attr]:
+        seen.update(v for v in str(cell).split(separator) if v)
+      for v in sorted(seen):
         if any(c in v for c in "\"'"):
           raise ValueError(f"attribute '{attr}': value {v!r} contains a quote")
         keys.append(f"{attr}={v}")
@@ -67,36 +198,80 @@ class AttributeSchema:
 
   def encode(self, columns: Mapping[str, np.ndarray], separator: str = "|"
              ) -> np.ndarray:
-    """Bitsets [N, W] (int32 bit patterns) with `__live__` set on every row."""
+    """Bitsets [N, W] (int32 bit patterns) with `__live__` set on every row.
+
+    `columns` holds every attribute of the schema: categorical cells (values
+    split on `separator`) and numeric values (or the `(values, boundaries)`
+    pairs given to `from_columns`). NaN numeric values raise ValueError.
+    """
     attrs = self.attributes
     missing = [a for a in attrs if a not in columns]
     if missing:
       raise ValueError(f"missing attribute column(s) {missing}")
-    n = len(columns[attrs[0]]) if attrs else 0
+    lengths = {a: len(self._column_values(a, columns[a])) for a in attrs}
+    if len(set(lengths.values())) > 1:
+      raise ValueError(f"attribute columns differ in length: {lengths}")
+    n = lengths[attrs[0]] if attrs else 0
     bits = np.zeros((n, self.num_words), np.uint32)
     bits[:, 0] |= np.uint32(1)
     for attr in attrs:
-      for row, cell in enumerate(columns[attr]):
+      column = self._column_values(attr, columns[attr])
+      if attr in self._numeric:
+        bounds, bucket_bits = self._numeric[attr]
+        values = _numeric_values(attr, column)
+        # side="right": a value equal to a boundary b opens bucket [b, next).
+        bit = bucket_bits[np.searchsorted(bounds, values, side="right")]
+        np.bitwise_or.at(bits, (np.arange(n), bit // 32),
+                         (np.uint32(1) << (bit % 32).astype(np.uint32)))
+        continue
+      for row, cell in enumerate(column):
         for v in str(cell).split(separator):
           if not v:
             continue
-          b = self._bit.get(f"{attr}={v}")
+          b = self._value_bit.get((attr, v))
           if b is None:
             raise ValueError(f"attribute '{attr}': unknown value {v!r} "
                              f"(row {row})")
           bits[row, b // 32] |= np.uint32(1 << (b % 32))
     return bits.view(np.int32)
 
+  def _column_values(self, attr, column):
+    """Values of a column; a numeric (values, boundaries) pair is unpacked."""
+    if attr in self._numeric and isinstance(column, tuple) and len(column) == 2:
+      values, boundaries = column
+      if _check_boundaries(attr, boundaries) != self.numeric_attributes[attr]:
+        raise ValueError(f"attribute '{attr}': boundaries {list(boundaries)} differ "
+                         f"from the schema's {list(self.numeric_attributes[attr])}")
+      return values
+    return column
 
-def compile_filters(filters: tf.Tensor, bit_keys: tf.Tensor):
-  """Filter strings [B] -> (clauses [B, C+1, W], num_clauses [B]).
 
-  The first clause of every query requires `__live__`, so deleted or empty
-  slots never match; an empty string filters nothing else.
+def _numeric_values(attr: str, values) -> np.ndarray:
+  """Values as float64; ValueError naming the attribute (and row of a NaN)."""
+  try:
+    out = np.asarray(values, dtype=np.float64).reshape(-1)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"attribute '{attr}': numeric values expected ({e})") from None
+  nan = np.flatnonzero(np.isnan(out))
+  if nan.size:
+    raise ValueError(f"attribute '{attr}': NaN value at row {int(nan[0])}")
+  return out
+
+
+def compile_filters(filters: tf.Tensor, bit_keys: tf.Tensor,
+                    unknown_value: str = "error") -> tf.Tensor:
+  """Filter strings [B] -> programs [B, L + 2, 2 + W] that also require `__live__`.
+
+  The program of `ops.compile_filter` followed by the rows `kAny(bit 0)`,
+  `kAnd`, so deleted or empty slots never match; "" filters nothing else.
   """
-  clauses, num_clauses = ops.compile_filter(filters, bit_keys)
-  batch = tf.shape(clauses)[0]
-  words = tf.shape(clauses)[2]
-  live = tf.one_hot(0, words, dtype=tf.int32)                  # bit 0 of word 0
-  live = tf.tile(live[None, None, :], tf.stack([batch, 1, 1]))
-  return tf.concat([live, clauses], axis=1), num_clauses + 1
+  program = ops.compile_filter(filters, bit_keys, unknown_value=unknown_value)
+  row = program.shape[2] if program.shape[2] is not None else tf.shape(program)[2]
+  any_live = (tf.one_hot(0, row, on_value=filter_ops.OP_ANY, off_value=0,
+                         dtype=tf.int32)
+              + tf.one_hot(filter_ops.PROGRAM_HEADER_WORDS, row, dtype=tf.int32))
+  and_row = tf.one_hot(0, row, on_value=filter_ops.OP_AND, off_value=0,
+                       dtype=tf.int32)
+  suffix = tf.stack([any_live, and_row])[None]               # [1, 2, row]
+  suffix = tf.tile(suffix, tf.stack([tf.shape(program)[0], 1, 1]))
+  return tf.concat([program, suffix], axis=1)

@@ -59,6 +59,20 @@ def query_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
                    else columns[s.name]) for s in cfg.query_features}
 
 
+def filter_columns(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]):
+  """Filterable attributes: (categorical columns, numeric (values, boundaries)).
+
+  A filter attribute that is a numeric item feature is filtered by range on
+  that feature's buckets (`age_hours < 24`); any other is categorical.
+  """
+  numeric_specs = {s.name: s for s in cfg.item_features if s.type == "numeric"}
+  categorical = {a: columns[a] for a in cfg.filter_attributes
+                 if a not in numeric_specs}
+  numeric = {a: (columns[a], list(numeric_specs[a].boundaries))
+             for a in cfg.filter_attributes if a in numeric_specs}
+  return categorical, numeric
+
+
 def split_by_time(interactions: Interactions, holdout_fraction: float
                   ) -> Tuple[np.ndarray, np.ndarray]:
   """Row positions of the train split and the newest `holdout_fraction`."""
@@ -122,8 +136,9 @@ class RetrievalModel(tfrs.Model):
   @classmethod
   def from_data(cls, cfg: config_lib.Config, catalog: Catalog,
                 interactions: Interactions) -> "RetrievalModel":
-    schema = AttributeSchema.from_columns(
-        {a: catalog.columns[a] for a in cfg.filter_attributes}, cfg.separator)
+    categorical, numeric = filter_columns(cfg, catalog.columns)
+    schema = AttributeSchema.from_columns(categorical, numeric=numeric,
+                                          separator=cfg.separator)
     return cls(cfg, build_vocabularies(cfg, catalog, interactions), schema.keys)
 
   def compute_loss(self, features, training=False):
@@ -143,9 +158,10 @@ class RetrievalModel(tfrs.Model):
 
   def build_index(self, catalog: Catalog) -> None:
     """Index construction as a model step: embed the catalogue and assign."""
-    attrs = {a: catalog.columns[a] for a in self.cfg.filter_attributes}
+    categorical, numeric = filter_columns(self.cfg, catalog.columns)
     self.index.assign(catalog.ids, self.embed_items(catalog),
-                      self.schema.encode(attrs, self.cfg.separator))
+                      self.schema.encode({**categorical, **numeric},
+                                         self.cfg.separator))
 
   def retrieve(self, features: Mapping[str, Sequence], filters=None, k=10):
     """Encodes queries and searches the index: (scores, ids, count)."""

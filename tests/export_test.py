@@ -114,3 +114,21 @@ def test_wrong_dtype_and_unknown_input_are_rejected(exported):
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"k \[2\]"):
     fn(user_id=tf.constant(["u1"]), filter=tf.constant([""]),
        k=tf.constant([3, 4]))
+
+
+def test_strategies_agree_and_bad_strategy_is_rejected(exported):
+  fn = linr_tf.load(exported).signatures["retrieve_with_options"]
+  users = ["u1", "u2", "u3", "u4"]
+  outs = [fn(user_id=tf.constant(users), filter=tf.constant(FILTERS),
+             k=tf.constant(30), strategy=tf.constant(s))
+          for s in ("auto", "mask", "prefilter")]
+  for out in outs[1:]:
+    np.testing.assert_array_equal(out["item_ids"].numpy(),
+                                  outs[0]["item_ids"].numpy())
+    np.testing.assert_array_equal(out["count"].numpy(), outs[0]["count"].numpy())
+    np.testing.assert_allclose(out["scores"].numpy(), outs[0]["scores"].numpy(),
+                               rtol=1e-6)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="strategy must be one of auto, mask, prefilter"):
+    fn(user_id=tf.constant(["u1"]), filter=tf.constant([""]), k=tf.constant(3),
+       strategy=tf.constant("fastest"))

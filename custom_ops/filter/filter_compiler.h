@@ -1,5 +1,24 @@
-// Lowering of parsed filters to clause bitsets (conjunctive normal form over
-// the attribute bit vocabulary). No TensorFlow dependency.
+// Lowering of parsed filters to postfix programs (custom_ops/filter/
+// filter_program.h) over the attribute bit vocabulary. No TensorFlow dependency.
+//
+// Bit keys (one per bit of the item attribute bitset):
+//   "attr=value"     categorical value (multi-valued attributes simply set
+//                    several bits of the attribute)
+//   "attr@[lo,hi)"   numeric bucket lo <= x < hi; lo or hi empty = open end,
+//                    e.g. "age_hours@[,1)", "age_hours@[24,72)", "age_hours@[720,)".
+//                    The buckets of one attribute must tile the number line:
+//                    first "[,", last ",)", each hi equal to the next lo.
+//                    lo/hi are decimal numbers ("-1.5", "24", "1e-05").
+//   "__name..."      reserved (e.g. "__live__"); never addressable in filters.
+// Attribute names may not contain '=' or '@'.
+//
+// Lowering: `attr = v` -> kAny{v}; `IN` -> one kAny of the OR'd bits; `ALL` ->
+// kAll; `!=` / `NOT IN` -> ... kNot; `attr < x` -> kAny of the buckets with
+// hi <= x; `attr >= x` -> kAny of the buckets with lo >= x (x must be a bucket
+// boundary; `<=` and `>` are rejected as inexact on [lo, hi) buckets). The
+// program is simplified (constants folded, double NOT removed, OR of kAny and
+// AND of kAll merged into one instruction) and children are ordered to keep
+// the evaluation stack shallow.
 #ifndef LINR_CUSTOM_OPS_FILTER_FILTER_COMPILER_H_
 #define LINR_CUSTOM_OPS_FILTER_FILTER_COMPILER_H_
 
@@ -14,9 +33,22 @@
 namespace linr {
 namespace filter {
 
-// Maps attribute values to bit positions. Built from keys "attr=value"
-// (attribute = text before the first '='); keys starting with "__" are
-// reserved (e.g. "__live__"), need no '=' and cannot be named in filters.
+// One bucket [lo, hi) of a numeric attribute; open ends are -inf / +inf.
+struct NumericBucket {
+  double lo;
+  double hi;
+  std::string lo_text;  // as written in the key ("" = open)
+  std::string hi_text;
+  int64_t bit;
+};
+
+struct AttributeBits {
+  bool numeric = false;
+  std::unordered_map<std::string, int64_t> values;  // categorical: value -> bit
+  std::vector<NumericBucket> buckets;               // numeric: sorted by lo
+};
+
+// Maps attribute values and numeric buckets to bit positions.
 class BitKeyIndex {
  public:
   // Returns false and sets `error` for malformed or duplicate keys.
@@ -26,30 +58,36 @@ class BitKeyIndex {
   // Number of 32-bit words per bitset: max(1, ceil(num_bits / 32)).
   int64_t num_words() const { return num_bits_ == 0 ? 1 : (num_bits_ + 31) / 32; }
 
-  // Bit of attribute=value, -1 if the value is unknown, -2 if the attribute is.
-  int64_t Lookup(const std::string& attribute, const std::string& value) const;
-  bool HasAttribute(const std::string& attribute) const;
+  // nullptr when the attribute has no keys.
+  const AttributeBits* Find(const std::string& attribute) const;
   // "a, b, c" (sorted; shortened when long), for error messages.
   std::string KnownAttributes() const;
 
  private:
   int64_t num_bits_ = 0;
-  std::unordered_map<std::string, std::unordered_map<std::string, int64_t>> bits_;
+  std::map<std::string, AttributeBits> attributes_;
 };
 
 enum class UnknownValuePolicy { kError, kMatchNone };
 
-// One clause: num_words() words; an item passes if it shares a bit with it.
-using ClauseBits = std::vector<uint32_t>;
+// One program row: opcode (FilterOpcode) and num_words() mask words.
+struct Instruction {
+  int32_t opcode;
+  std::vector<uint32_t> mask;
+};
+using Program = std::vector<Instruction>;
 
 // True for attribute names that filters may not use.
 bool IsReservedName(const std::string& name);
 
-// Lowers `root` to clauses. Returns false and sets `error` (e.g. "unknown
+// Parses a decimal number ("-1.5", "24", "1e-05"; no inf/nan/hex).
+bool ParseNumber(const std::string& text, double* value);
+
+// Lowers `root` to a program that leaves one value on the stack (an empty
+// filter gives a single kTrue). Returns false and sets `error` (e.g. "unknown
 // attribute 'x' at position 0 (known: a, b)") on failure.
 bool CompileFilter(const FilterNode& root, const BitKeyIndex& index,
-                   UnknownValuePolicy unknown_value, std::vector<ClauseBits>* clauses,
-                   std::string* error);
+                   UnknownValuePolicy unknown_value, Program* program, std::string* error);
 
 }  // namespace filter
 }  // namespace linr

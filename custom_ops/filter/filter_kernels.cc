@@ -1,9 +1,11 @@
 // CPU kernel of LinrCompileFilter.
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "custom_ops/filter/filter_compiler.h"
 #include "custom_ops/filter/filter_language.h"
+#include "custom_ops/filter/filter_program.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -50,32 +52,35 @@ class LinrCompileFilterOp : public OpKernel {
 
     const auto filters_flat = filters.flat<tstring>();
     const int64_t batch = filters_flat.size();
-    std::vector<std::vector<filter::ClauseBits>> compiled(batch);
-    int64_t max_clauses = 0;
+    std::vector<filter::Program> programs(batch);
+    int64_t length = 1;
     for (int64_t b = 0; b < batch; ++b) {
       filter::FilterNode root;
       const std::string text(filters_flat(b));
       const bool ok = filter::ParseFilter(text, &root, &error) &&
-                      filter::CompileFilter(root, index, unknown_value_, &compiled[b], &error);
+                      filter::CompileFilter(root, index, unknown_value_, &programs[b], &error);
       OP_REQUIRES(ctx, ok, errors::InvalidArgument("filter[", b, "]: ", error));
-      max_clauses = std::max<int64_t>(max_clauses, compiled[b].size());
+      length = std::max<int64_t>(length, programs[b].size());
     }
 
     const int64_t num_words = index.num_words();
-    Tensor* clauses = nullptr;
-    Tensor* num_clauses = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, max_clauses, num_words}),
-                                             &clauses));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch}), &num_clauses));
-    auto clauses_flat = clauses->flat<int32_t>();
-    clauses_flat.setZero();
-    auto counts = num_clauses->flat<int32_t>();
+    const int64_t row = kProgramHeaderWords + num_words;
+    Tensor* program = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, length, row}), &program));
+    auto out = program->flat<int32_t>();
+    out.setZero();  // zero rows are kNop
     for (int64_t b = 0; b < batch; ++b) {
-      counts(b) = static_cast<int32_t>(compiled[b].size());
-      for (size_t c = 0; c < compiled[b].size(); ++c) {
-        int32_t* row = clauses_flat.data() + (b * max_clauses + c) * num_words;
-        for (int64_t w = 0; w < num_words; ++w) row[w] = static_cast<int32_t>(compiled[b][c][w]);
+      for (size_t i = 0; i < programs[b].size(); ++i) {
+        const filter::Instruction& ins = programs[b][i];
+        int32_t* dst = out.data() + (b * length + static_cast<int64_t>(i)) * row;
+        dst[0] = ins.opcode;
+        for (int64_t w = 0; w < num_words; ++w) {
+          dst[kProgramHeaderWords + w] = static_cast<int32_t>(ins.mask[w]);
+        }
       }
+      const char* invalid = ValidateProgram(out.data() + b * length * row, length, num_words);
+      OP_REQUIRES(ctx, invalid == nullptr,
+                  errors::Internal("filter[", b, "]: compiled an invalid program: ", invalid));
     }
   }
 

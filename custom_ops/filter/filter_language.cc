@@ -22,6 +22,13 @@ bool EqualsIgnoreCase(const std::string& a, const char* b) {
   return i == a.size() && b[i] == '\0';
 }
 
+bool IsKeyword(const std::string& word) {
+  for (const char* keyword : {"AND", "OR", "NOT", "IN", "ALL"}) {
+    if (EqualsIgnoreCase(word, keyword)) return true;
+  }
+  return false;
+}
+
 std::string SyntaxError(int position, const std::string& near, const std::string& what) {
   return "syntax error at position " + std::to_string(position) + " near " + near + ": " +
          what;
@@ -38,11 +45,13 @@ class Parser {
 
   bool ParseTop(FilterNode* root, std::string* error) {
     error_ = error;
-    root->kind = FilterNode::Kind::kAnd;
-    root->children.clear();
+    *root = FilterNode();
+    root->kind = FilterNode::Kind::kTrue;
     if (Peek().kind == TokenKind::kEnd) return true;  // empty filter
-    if (!ParseConjunction(root)) return false;
-    if (Peek().kind != TokenKind::kEnd) return Fail(Peek(), "expected AND or end of filter");
+    if (!ParseOr(root)) return false;
+    if (Peek().kind != TokenKind::kEnd) {
+      return Fail(Peek(), "expected AND, OR or end of filter");
+    }
     return true;
   }
 
@@ -56,45 +65,140 @@ class Parser {
     *error_ = SyntaxError(at.position, Describe(at), what);
     return false;
   }
-
-  // conjunction := clause ("AND" clause)*
-  // (An OR level would wrap this; NOT / parentheses would go into ParseClause.)
-  bool ParseConjunction(FilterNode* out) {
-    out->kind = FilterNode::Kind::kAnd;
-    do {
-      FilterNode clause;
-      if (!ParseClause(&clause)) return false;
-      out->children.push_back(std::move(clause));
-    } while (PeekKeyword("AND") && (Advance(), true));
+  // Enters one level of parentheses / NOT; fails past kMaxNestingDepth.
+  bool Enter(const Token& at) {
+    if (++depth_ > kMaxNestingDepth) {
+      *error_ = "filter nested too deeply at position " + std::to_string(at.position) +
+                " near " + Describe(at) + ": more than " + std::to_string(kMaxNestingDepth) +
+                " levels of parentheses and NOT";
+      return false;
+    }
     return true;
   }
 
-  // clause := IDENT "=" value | IDENT "IN" "(" value ("," value)* ")"
-  bool ParseClause(FilterNode* out) {
-    const Token& name = Peek();
-    if (name.kind != TokenKind::kWord) return Fail(name, "expected an attribute name");
-    Advance();
-    out->kind = FilterNode::Kind::kMatch;
-    out->attribute = name.text;
-    out->attribute_position = name.position;
-    if (Peek().kind == TokenKind::kEquals) {
-      Advance();
-      return ParseValue(out);
-    }
-    if (PeekKeyword("IN")) {
-      Advance();
-      if (Peek().kind != TokenKind::kLParen) return Fail(Peek(), "expected '(' after IN");
-      Advance();
-      if (!ParseValue(out)) return false;
-      while (Peek().kind == TokenKind::kComma) {
-        Advance();
-        if (!ParseValue(out)) return false;
-      }
-      if (Peek().kind != TokenKind::kRParen) return Fail(Peek(), "expected ',' or ')'");
-      Advance();
+  // Parses `operand (KEYWORD operand)*` into one n-ary node of `kind`.
+  template <typename ParseOperand>
+  bool ParseChain(const char* keyword, FilterNode::Kind kind, FilterNode* out,
+                  ParseOperand parse_operand) {
+    FilterNode first;
+    if (!parse_operand(&first)) return false;
+    if (!PeekKeyword(keyword)) {
+      *out = std::move(first);
       return true;
     }
-    return Fail(Peek(), "expected '=' or IN after attribute '" + name.text + "'");
+    FilterNode chain;
+    chain.kind = kind;
+    chain.children.push_back(std::move(first));
+    while (PeekKeyword(keyword)) {
+      Advance();
+      FilterNode next;
+      if (!parse_operand(&next)) return false;
+      chain.children.push_back(std::move(next));
+    }
+    *out = std::move(chain);
+    return true;
+  }
+
+  // or_expr := and_expr ("OR" and_expr)*
+  bool ParseOr(FilterNode* out) {
+    return ParseChain("OR", FilterNode::Kind::kOr, out,
+                      [this](FilterNode* node) { return ParseAnd(node); });
+  }
+
+  // and_expr := not_expr ("AND" not_expr)*
+  bool ParseAnd(FilterNode* out) {
+    return ParseChain("AND", FilterNode::Kind::kAnd, out,
+                      [this](FilterNode* node) { return ParseNot(node); });
+  }
+
+  // not_expr := "NOT" not_expr | primary
+  bool ParseNot(FilterNode* out) {
+    if (!PeekKeyword("NOT")) return ParsePrimary(out);
+    if (!Enter(Peek())) return false;
+    Advance();
+    FilterNode child;
+    if (!ParseNot(&child)) return false;
+    --depth_;
+    *out = FilterNode();
+    out->kind = FilterNode::Kind::kNot;
+    out->children.push_back(std::move(child));
+    return true;
+  }
+
+  // primary := "(" or_expr ")" | predicate
+  bool ParsePrimary(FilterNode* out) {
+    if (Peek().kind != TokenKind::kLParen) return ParsePredicate(out);
+    if (!Enter(Peek())) return false;
+    Advance();
+    if (!ParseOr(out)) return false;
+    if (Peek().kind != TokenKind::kRParen) return Fail(Peek(), "expected AND, OR or ')'");
+    Advance();
+    --depth_;
+    return true;
+  }
+
+  bool ParsePredicate(FilterNode* out) {
+    const Token name = Peek();
+    if (name.kind != TokenKind::kWord || IsKeyword(name.text)) {
+      return Fail(name, "expected an attribute name, NOT or '('");
+    }
+    Advance();
+    *out = FilterNode();
+    out->kind = FilterNode::Kind::kPredicate;
+    out->attribute = name.text;
+    out->attribute_position = name.position;
+    const Token op = Peek();
+    out->operator_text = op.raw;
+    out->operator_position = op.position;
+    switch (op.kind) {
+      case TokenKind::kEquals: out->comparison = Comparison::kEq; break;
+      case TokenKind::kNotEquals: out->comparison = Comparison::kNe; break;
+      case TokenKind::kLess: out->comparison = Comparison::kLess; break;
+      case TokenKind::kLessEqual: out->comparison = Comparison::kLessEq; break;
+      case TokenKind::kGreater: out->comparison = Comparison::kGreater; break;
+      case TokenKind::kGreaterEqual: out->comparison = Comparison::kGreaterEq; break;
+      default:
+        if (PeekKeyword("IN")) {
+          out->comparison = Comparison::kIn;
+          Advance();
+          return ParseList(out);
+        }
+        if (PeekKeyword("ALL")) {
+          out->comparison = Comparison::kAll;
+          Advance();
+          return ParseList(out);
+        }
+        if (PeekKeyword("NOT")) {
+          Advance();
+          if (!PeekKeyword("IN")) return Fail(Peek(), "expected IN after NOT");
+          out->comparison = Comparison::kNotIn;
+          out->operator_text = op.raw + " " + Peek().raw;
+          Advance();
+          return ParseList(out);
+        }
+        return Fail(op, "expected =, !=, <, <=, >, >=, IN, NOT IN or ALL after attribute '" +
+                            name.text + "'");
+    }
+    Advance();
+    return ParseValue(out);
+  }
+
+  // "(" value ("," value)* ")" after IN / NOT IN / ALL.
+  bool ParseList(FilterNode* out) {
+    std::string keyword = out->comparison == Comparison::kAll ? "ALL" : "IN";
+    if (Peek().kind != TokenKind::kLParen) return Fail(Peek(), "expected '(' after " + keyword);
+    Advance();
+    if (Peek().kind == TokenKind::kRParen) {
+      return Fail(Peek(), "empty " + keyword + " list (give at least one value)");
+    }
+    if (!ParseValue(out)) return false;
+    while (Peek().kind == TokenKind::kComma) {
+      Advance();
+      if (!ParseValue(out)) return false;
+    }
+    if (Peek().kind != TokenKind::kRParen) return Fail(Peek(), "expected ',' or ')'");
+    Advance();
+    return true;
   }
 
   bool ParseValue(FilterNode* out) {
@@ -102,17 +206,23 @@ class Parser {
     if (token.kind != TokenKind::kWord && token.kind != TokenKind::kString) {
       return Fail(token, "expected a value");
     }
-    out->values.push_back(ValueRef{token.text, token.position});
+    out->values.push_back(ValueRef{token.text, token.raw, token.position});
     Advance();
     return true;
   }
 
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  int depth_ = 0;
   std::string* error_ = nullptr;
 };
 
 }  // namespace
+
+bool IsRangeComparison(Comparison comparison) {
+  return comparison == Comparison::kLess || comparison == Comparison::kLessEq ||
+         comparison == Comparison::kGreater || comparison == Comparison::kGreaterEq;
+}
 
 bool Tokenize(const std::string& text, std::vector<Token>* tokens, std::string* error) {
   tokens->clear();
@@ -154,18 +264,36 @@ bool Tokenize(const std::string& text, std::vector<Token>* tokens, std::string* 
       tokens->push_back(Token{TokenKind::kWord, word, word, start});
       continue;
     }
+    const bool next_is_equals = i + 1 < n && text[i + 1] == '=';
     TokenKind kind;
+    int length = 1;
     switch (c) {
       case '=': kind = TokenKind::kEquals; break;
       case '(': kind = TokenKind::kLParen; break;
       case ')': kind = TokenKind::kRParen; break;
       case ',': kind = TokenKind::kComma; break;
+      case '<':
+        kind = next_is_equals ? TokenKind::kLessEqual : TokenKind::kLess;
+        length = next_is_equals ? 2 : 1;
+        break;
+      case '>':
+        kind = next_is_equals ? TokenKind::kGreaterEqual : TokenKind::kGreater;
+        length = next_is_equals ? 2 : 1;
+        break;
+      case '!':
+        if (next_is_equals) {
+          kind = TokenKind::kNotEquals;
+          length = 2;
+          break;
+        }
+        [[fallthrough]];
       default:
         *error = SyntaxError(start, "'" + std::string(1, c) + "'", "unexpected character");
         return false;
     }
-    ++i;
-    tokens->push_back(Token{kind, std::string(1, c), std::string(1, c), start});
+    i += length;
+    const std::string op = text.substr(start, length);
+    tokens->push_back(Token{kind, op, op, start});
   }
   tokens->push_back(Token{TokenKind::kEnd, "", "", n});
   return true;

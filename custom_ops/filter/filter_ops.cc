@@ -1,4 +1,5 @@
 // Registration of LinrCompileFilter: shape function and documentation.
+#include "custom_ops/filter/filter_program.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -12,8 +13,7 @@ using ::tensorflow::shape_inference::ShapeHandle;
 REGISTER_OP("LinrCompileFilter")
     .Input("filters: string")
     .Input("bit_keys: string")
-    .Output("clauses: int32")
-    .Output("num_clauses: int32")
+    .Output("program: int32")
     .Attr("unknown_value: {'error', 'match_none'} = 'error'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle filters, bit_keys;
@@ -21,34 +21,36 @@ REGISTER_OP("LinrCompileFilter")
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &bit_keys));
       DimensionHandle batch = c->Dim(filters, 0);
       DimensionHandle num_bits = c->Dim(bit_keys, 0);
-      DimensionHandle num_words = c->UnknownDim();
+      DimensionHandle row = c->UnknownDim();
       if (c->ValueKnown(num_bits)) {
         const int64_t nb = c->Value(num_bits);
-        num_words = c->MakeDim(nb == 0 ? 1 : (nb + 31) / 32);
+        row = c->MakeDim(kProgramHeaderWords + (nb == 0 ? 1 : (nb + 31) / 32));
       }
-      c->set_output(0, c->MakeShape({batch, c->UnknownDim(), num_words}));
-      c->set_output(1, c->Vector(batch));
+      c->set_output(0, c->MakeShape({batch, c->UnknownDim(), row}));
       return absl::OkStatus();
     })
     .Doc(R"doc(
-Compiles attribute filter expressions into clause bitsets.
+Compiles attribute filter expressions into postfix filter programs.
 
-The language is `expr := clause ("AND" clause)*` with
-`clause := attr "=" value | attr "IN" "(" value ("," value)* ")"`; values are
-quoted strings or bare tokens [A-Za-z0-9_.-]+; keywords are case-insensitive.
-An empty filter passes everything.
+Language (keywords AND OR NOT IN ALL in any case; precedence NOT > AND > OR):
+`attr = v`, `attr != v`, `attr IN (v, ...)`, `attr NOT IN (v, ...)`,
+`attr ALL (v, ...)` (holds every value), `attr < x`, `attr >= x` (numeric
+attributes, x a bucket boundary), `NOT e`, `e AND e`, `e OR e`, `( e )`.
+Values are quoted strings or bare tokens [A-Za-z0-9_.-]+. An empty filter
+passes everything (a single kTrue).
 
-An item with bitset x passes filter b iff for every c < num_clauses[b],
-x & clauses[b, c, :] has a nonzero word.
+The program format and its evaluator are in custom_ops/filter/filter_program.h:
+row = {opcode, 0, mask[W]}, executed in order on a boolean stack.
 
 filters: [B] filter expressions.
-bit_keys: [NB] "attr=value" names of the attribute bits; keys starting with
+bit_keys: [NB] names of the attribute bits: "attr=value" (categorical),
+  "attr@[lo,hi)" (numeric bucket, empty lo/hi = open end); keys starting with
   "__" are reserved.
-clauses: [B, C, W] clause bitsets, W = max(1, ceil(NB / 32)), C = the largest
-  clause count in the batch; rows past num_clauses[b] are zero.
-num_clauses: [B] number of clauses per filter.
-unknown_value: 'error' rejects values missing from bit_keys; 'match_none' lets
-  them contribute no bit (a clause without bits matches nothing).
+program: [B, L, 2 + W], W = max(1, ceil(NB / 32)), L = the longest program in
+  the batch (>= 1); shorter programs are padded with kNop rows.
+unknown_value: 'error' rejects values missing from bit_keys; 'match_none' makes
+  such a value match no item (`attr = v` is false, it adds nothing to an IN
+  list, an ALL list holding it is false).
 )doc");
 
 }  // namespace linr

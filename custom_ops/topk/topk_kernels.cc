@@ -1,20 +1,28 @@
-// CPU kernel of LinrMaskedTopK.
+// CPU kernels of LinrMaskedTopK and LinrPrefilterTopK.
 //
-// Work is split into tasks of (item range x query range) run on TF's intra-op
-// thread pool. Each task scans its items in ascending index order and keeps,
-// per query, a candidate buffer of up to 2k entries with an admission
-// threshold: once the buffer has been compacted to the best k (nth_element),
-// a new item must score strictly above the k-th best to enter. Because items
-// arrive in ascending index, an equal score always loses the tie, so the
-// strict test is exact. Per-task results (<= k per query) are merged per query
+// Both ops take a per-query pass mask [B, M] (bit i % 32 of word i / 32 set
+// <=> item i may be returned) and return the same results; they differ in how
+// items are visited:
+//   LinrMaskedTopK    streams the items in index order, 32 at a time (one mask
+//                     word); groups of 4 items that no query of the task lets
+//                     pass are skipped, all others are scored and the
+//                     non-passing pairs dropped.
+//   LinrPrefilterTopK first compacts the ids passing at least one query of the
+//                     task (the union, with ctz over the mask words) together
+//                     with per-query pass bitstreams (parallel bit extract),
+//                     then gathers and scores only those rows.
+// Work is split into tasks of (item range x block of queries) on TF's intra-op
+// thread pool; each task scores groups of 4 items against blocks of 4 queries
+// with the tile kernels of topk_cpu.h (AVX2 or portable, bit-identical) and
+// keeps a CandidateBuffer per query. Per-task results are merged per query
 // with the full (score desc, index asc) order.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
-#include "custom_ops/filter/filter_eval.h"
 #include "custom_ops/topk/topk_common.h"
+#include "custom_ops/topk/topk_cpu.h"
 #include "tensorflow/core/framework/bfloat16.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -33,132 +41,125 @@ namespace errors = ::tensorflow::errors;
 
 namespace {
 
-// Keeps the best `k` of a stream of candidates arriving in ascending index.
-class CandidateBuffer {
- public:
-  void Reset(int64_t k, int64_t max_arrivals) {
-    k_ = k;
-    capacity_ = 2 * k;
-    full_ = false;
-    threshold_ = 0.f;
-    items_.clear();
-    items_.reserve(static_cast<size_t>(std::min<int64_t>(capacity_, max_arrivals)));
+enum class Strategy { kMask, kPrefilter };
+
+#if LINR_X86_SIMD
+template <typename T>
+struct StorageOf {
+  using type = T;
+};
+template <>
+struct StorageOf<Eigen::half> {
+  using type = cpu::HalfBits;
+};
+template <>
+struct StorageOf<::tensorflow::bfloat16> {
+  using type = cpu::Bf16Bits;
+};
+#endif
+
+// Runs the group kernel of the selected instruction set.
+template <typename T>
+inline void ScoreGroup(cpu::Isa isa, const cpu::GroupArgs<T>& a) {
+#if LINR_X86_SIMD
+  if (isa == cpu::Isa::kAvx2) {
+    using S = typename StorageOf<T>::type;
+    const S* rows[cpu::kItemGroup];
+    for (int i = 0; i < cpu::kItemGroup; ++i) rows[i] = reinterpret_cast<const S*>(a.rows[i]);
+    cpu::ScoreGroupAvx2<S>(a.queries, a.num_blocks, a.dim, a.dim_padded, rows, a.pass,
+                           a.threshold, a.admit, a.scores);
+    return;
   }
+#endif
+  cpu::ScoreGroupPortable<T>(a);
+}
 
-  // Cheap pre-test so the caller can skip work for hopeless candidates.
-  bool Admits(float score) const { return !full_ || score > threshold_; }
+inline uint32_t Pext(cpu::Isa isa, uint32_t value, uint32_t mask) {
+#if LINR_X86_SIMD
+  if (isa == cpu::Isa::kAvx2) return cpu::PextAvx2(value, mask);
+#endif
+  return cpu::PextPortable(value, mask);
+}
 
-  void Push(float score, int32_t index) {
-    items_.push_back(ScoredItem{score, index});
-    if (static_cast<int64_t>(items_.size()) >= capacity_) Compact();
-  }
+// Bits of mask word w that name items < num_items (bits past N are ignored).
+inline uint32_t ValidBits(int64_t w, int64_t num_items) {
+  const int64_t left = num_items - w * 32;
+  return left >= 32 ? 0xFFFFFFFFu : ((1u << left) - 1u);
+}
 
-  // Reduces the buffer to (at most) its best k entries, unordered.
-  std::vector<ScoredItem>& Finish() {
-    if (static_cast<int64_t>(items_.size()) > k_) Compact();
-    return items_;
-  }
+// Population count without relying on -mpopcnt (SWAR).
+inline int Popcount(uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+  return static_cast<int>((x * 0x01010101u) >> 24);
+}
 
- private:
-  void Compact() {
-    auto by_rank = [](const ScoredItem& a, const ScoredItem& b) { return RanksBefore(a, b); };
-    std::nth_element(items_.begin(), items_.begin() + (k_ - 1), items_.end(), by_rank);
-    items_.resize(k_);
-    threshold_ = items_[k_ - 1].score;  // the k-th best: worst kept entry
-    full_ = true;
-  }
+inline void PrefetchRow(const void* row, int64_t bytes) {
+  const char* p = static_cast<const char*>(row);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+}
 
-  int64_t k_ = 0;
-  int64_t capacity_ = 0;
-  bool full_ = false;
-  float threshold_ = 0.f;
-  std::vector<ScoredItem> items_;
+// Reusable per-thread working memory of RunTask.
+struct Scratch {
+  std::vector<cpu::CandidateBuffer> buffers;
+  std::vector<float> threshold;
+  std::vector<uint16_t> pass, admit;
+  std::vector<float> tile_scores;
+  std::vector<uint32_t> unions;
+  std::vector<int64_t> offsets;
+  std::vector<int32_t> compact;
+  std::vector<uint64_t> streams;
 };
 
-// Float32 dot product compiled for several ISAs and picked at load time (GCC
-// function multiversioning), so the library stays portable but uses AVX2 /
-// AVX-512 where present. Same summation order on every ISA (no FP contraction
-// under -std=c++17), hence the same results.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-float DotF32(const float* query, const float* item, int64_t dim) {
-  return DotProduct<float>(query, item, dim);
+inline Scratch& ThreadScratch() {
+  static thread_local Scratch scratch;
+  return scratch;
 }
 
-template <typename T>
-inline float Score(const float* query, const T* item, int64_t dim) {
-  return DotProduct<T>(query, item, dim);
-}
-
-template <>
-inline float Score<float>(const float* query, const float* item, int64_t dim) {
-  return DotF32(query, item, dim);
-}
-
-}  // namespace
-
-template <typename T>
-class LinrMaskedTopKOp : public OpKernel {
+template <typename T, Strategy kStrategy>
+class TopKOp : public OpKernel {
  public:
-  explicit LinrMaskedTopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit TopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  static constexpr const char* kName =
+      kStrategy == Strategy::kMask ? "LinrMaskedTopK" : "LinrPrefilterTopK";
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& queries = ctx->input(0);
     const Tensor& items = ctx->input(1);
-    const Tensor& item_bits = ctx->input(2);
-    const Tensor& clauses = ctx->input(3);
-    const Tensor& num_clauses = ctx->input(4);
-    const Tensor& k_tensor = ctx->input(5);
+    const Tensor& mask = ctx->input(2);
+    const Tensor& k_tensor = ctx->input(3);
 
     auto rank_error = [](const char* name, int rank, const Tensor& t) {
-      return errors::InvalidArgument("LinrMaskedTopK: ", name, " must have rank ", rank,
+      return errors::InvalidArgument(kName, ": ", name, " must have rank ", rank,
                                      ", got shape ", t.shape().DebugString());
     };
     OP_REQUIRES(ctx, queries.dims() == 2, rank_error("queries", 2, queries));
     OP_REQUIRES(ctx, items.dims() == 2, rank_error("items", 2, items));
-    OP_REQUIRES(ctx, item_bits.dims() == 2, rank_error("item_bits", 2, item_bits));
-    OP_REQUIRES(ctx, clauses.dims() == 3, rank_error("clauses", 3, clauses));
-    OP_REQUIRES(ctx, num_clauses.dims() == 1, rank_error("num_clauses", 1, num_clauses));
+    OP_REQUIRES(ctx, mask.dims() == 2, rank_error("mask", 2, mask));
     OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(k_tensor.shape()), rank_error("k", 0, k_tensor));
 
     const int64_t batch = queries.dim_size(0);
     const int64_t dim = queries.dim_size(1);
     const int64_t num_items = items.dim_size(0);
-    const int64_t num_words = item_bits.dim_size(1);
-    const int64_t max_clauses = clauses.dim_size(1);
+    const int64_t num_words = mask.dim_size(1);
     const int64_t k = k_tensor.scalar<int32_t>()();
 
-    OP_REQUIRES(ctx, k > 0, errors::InvalidArgument("LinrMaskedTopK: k must be positive, got ", k));
+    OP_REQUIRES(ctx, k > 0, errors::InvalidArgument(kName, ": k must be positive, got ", k));
     OP_REQUIRES(ctx, items.dim_size(1) == dim,
-                errors::InvalidArgument(
-                    "LinrMaskedTopK: embedding dimension d mismatch: queries have d=", dim,
-                    " but items have d=", items.dim_size(1)));
-    OP_REQUIRES(ctx, item_bits.dim_size(0) == num_items,
-                errors::InvalidArgument("LinrMaskedTopK: number of items N mismatch: items has ",
-                                        num_items, " rows but item_bits has ",
-                                        item_bits.dim_size(0)));
-    OP_REQUIRES(ctx, clauses.dim_size(2) == num_words,
-                errors::InvalidArgument(
-                    "LinrMaskedTopK: bitset words W mismatch: item_bits has W=", num_words,
-                    " but clauses has W=", clauses.dim_size(2)));
-    OP_REQUIRES(ctx, clauses.dim_size(0) == batch && num_clauses.dim_size(0) == batch,
-                errors::InvalidArgument("LinrMaskedTopK: batch size B mismatch: queries ", batch,
-                                        ", clauses ", clauses.dim_size(0), ", num_clauses ",
-                                        num_clauses.dim_size(0)));
+                errors::InvalidArgument(kName, ": embedding dimension d mismatch: queries have d=",
+                                        dim, " but items have d=", items.dim_size(1)));
+    OP_REQUIRES(ctx, mask.dim_size(0) == batch,
+                errors::InvalidArgument(kName, ": batch size B mismatch: queries ", batch,
+                                        ", mask ", mask.dim_size(0)));
+    OP_REQUIRES(ctx, num_words == (num_items + 31) / 32,
+                errors::InvalidArgument(kName, ": mask words M mismatch: N=", num_items,
+                                        " items need M=ceil(N/32)=", (num_items + 31) / 32,
+                                        " words but mask has M=", num_words));
     OP_REQUIRES(ctx, num_items <= std::numeric_limits<int32_t>::max(),
-                errors::InvalidArgument("LinrMaskedTopK: too many items for int32 indices: ",
+                errors::InvalidArgument(kName, ": too many items for int32 indices: ",
                                         num_items));
-
-    const int32_t* clause_counts = num_clauses.flat<int32_t>().data();
-    bool any_filter = false;
-    for (int64_t b = 0; b < batch; ++b) {
-      const int32_t n = clause_counts[b];
-      OP_REQUIRES(ctx, n >= 0 && n <= max_clauses,
-                  errors::InvalidArgument("LinrMaskedTopK: num_clauses[", b, "] = ", n,
-                                          " is out of range [0, ", max_clauses, "]"));
-      any_filter |= n > 0;
-    }
 
     Tensor* scores_out = nullptr;
     Tensor* indices_out = nullptr;
@@ -168,56 +169,50 @@ class LinrMaskedTopKOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({batch}), &count_out));
     if (batch == 0) return;
 
+    const cpu::Isa isa = cpu::SelectIsa();
+    const int64_t dim_padded = cpu::PaddedDim(dim);
+    const int64_t num_blocks = (batch + cpu::kQueryBlock - 1) / cpu::kQueryBlock;
+    // Queries zero-padded to [4 * num_blocks, dim_padded].
+    std::vector<float> queries_padded(num_blocks * cpu::kQueryBlock * dim_padded, 0.f);
     const float* query_data = queries.flat<float>().data();
+    for (int64_t b = 0; b < batch; ++b) {
+      std::copy(query_data + b * dim, query_data + (b + 1) * dim,
+                queries_padded.data() + b * dim_padded);
+    }
     const T* item_data = items.flat<T>().data();
-    const int32_t* bits_data = item_bits.flat<int32_t>().data();
-    const int32_t* clause_data = clauses.flat<int32_t>().data();
+    const uint32_t* mask_data = reinterpret_cast<const uint32_t*>(mask.flat<int32_t>().data());
 
-    // Plan tasks: item shards first (each streams its items once for a group
-    // of queries); split queries too when there are too few item shards.
+    // Plan: item shards (whole mask words) x groups of query blocks.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t threads = std::max(1, pool->NumThreads());
-    const int64_t target_tasks = 4 * threads;
-    constexpr int64_t kMinItemsPerShard = 2048;
-    const int64_t item_shards = std::max<int64_t>(
-        1, std::min(target_tasks, num_items / kMinItemsPerShard));
-    const int64_t query_groups =
-        std::max<int64_t>(1, std::min(batch, (target_tasks + item_shards - 1) / item_shards));
-    const int64_t items_per_shard = (num_items + item_shards - 1) / item_shards;
-    const int64_t queries_per_group = (batch + query_groups - 1) / query_groups;
+    // Several queries: one item shard per thread (each shard keeps its own
+    // candidate buffers, so more shards mean more pushes and compactions);
+    // one query block: more, smaller tasks for load balance.
+    const int64_t target_tasks = (num_blocks > 1 ? 1 : 4) * threads;
+    constexpr int64_t kMinWordsPerShard = 64;
+    const int64_t item_shards =
+        std::max<int64_t>(1, std::min(target_tasks, num_words / kMinWordsPerShard));
+    const int64_t block_groups = std::max<int64_t>(
+        1, std::min(num_blocks, (target_tasks + item_shards - 1) / item_shards));
+    const int64_t words_per_shard = (num_words + item_shards - 1) / item_shards;
+    const int64_t blocks_per_group = (num_blocks + block_groups - 1) / block_groups;
 
-    // partial[shard * batch + b]: best <= k candidates of query b in the shard.
     std::vector<std::vector<ScoredItem>> partial(item_shards * batch);
     auto run_task = [&](int64_t task) {
-      const int64_t shard = task / query_groups;
-      const int64_t group = task % query_groups;
-      const int64_t i_begin = std::min(num_items, shard * items_per_shard);
-      const int64_t i_end = std::min(num_items, i_begin + items_per_shard);
-      const int64_t b_begin = std::min(batch, group * queries_per_group);
-      const int64_t b_end = std::min(batch, b_begin + queries_per_group);
-      if (i_begin >= i_end || b_begin >= b_end) return;
-      std::vector<CandidateBuffer> buffers(b_end - b_begin);
-      for (auto& buffer : buffers) buffer.Reset(k, i_end - i_begin);
-      for (int64_t i = i_begin; i < i_end; ++i) {
-        const T* item = item_data + i * dim;
-        const int32_t* bits = bits_data + i * num_words;
-        for (int64_t b = b_begin; b < b_end; ++b) {
-          if (any_filter && !PassesFilter(bits, clause_data + b * max_clauses * num_words,
-                                          clause_counts[b], num_words)) {
-            continue;
-          }
-          const float score = RankableScore(Score<T>(query_data + b * dim, item, dim));
-          CandidateBuffer& buffer = buffers[b - b_begin];
-          if (buffer.Admits(score)) buffer.Push(score, static_cast<int32_t>(i));
-        }
-      }
-      for (int64_t b = b_begin; b < b_end; ++b) {
-        partial[shard * batch + b] = std::move(buffers[b - b_begin].Finish());
-      }
+      const int64_t shard = task / block_groups;
+      const int64_t group = task % block_groups;
+      const int64_t w_begin = std::min(num_words, shard * words_per_shard);
+      const int64_t w_end = std::min(num_words, w_begin + words_per_shard);
+      const int64_t blk_begin = std::min(num_blocks, group * blocks_per_group);
+      const int64_t blk_end = std::min(num_blocks, blk_begin + blocks_per_group);
+      if (w_begin >= w_end || blk_begin >= blk_end) return;
+      RunTask(isa, queries_padded.data(), item_data, mask_data, batch, dim, dim_padded,
+              num_items, num_words, k, w_begin, w_end, blk_begin, blk_end,
+              partial.data() + shard * batch);
     };
-    const int64_t num_tasks = item_shards * query_groups;
+    const int64_t num_tasks = item_shards * block_groups;
     const int64_t task_cost = std::max<int64_t>(
-        1, items_per_shard * queries_per_group * std::max<int64_t>(dim, 1) * 2);
+        1, words_per_shard * 32 * blocks_per_group * 4 * std::max<int64_t>(dim, 1));
     pool->ParallelFor(num_tasks, task_cost, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) run_task(task);
     });
@@ -234,7 +229,12 @@ class LinrMaskedTopKOp : public OpKernel {
       }
       const int64_t kept = std::min<int64_t>(k, merged.size());
       auto by_rank = [](const ScoredItem& x, const ScoredItem& y) { return RanksBefore(x, y); };
-      std::partial_sort(merged.begin(), merged.begin() + kept, merged.end(), by_rank);
+      // Select, then sort only the kept prefix (faster than a heap-based
+      // partial_sort for large k).
+      if (kept > 0 && kept < static_cast<int64_t>(merged.size())) {
+        std::nth_element(merged.begin(), merged.begin() + (kept - 1), merged.end(), by_rank);
+      }
+      std::sort(merged.begin(), merged.begin() + kept, by_rank);
       for (int64_t j = 0; j < kept; ++j) {
         scores[b * k + j] = merged[j].score;
         indices[b * k + j] = merged[j].index;
@@ -250,17 +250,224 @@ class LinrMaskedTopKOp : public OpKernel {
       for (int64_t b = begin; b < end; ++b) merge_query(b);
     });
   }
+
+ private:
+  // Scores items of mask words [w_begin, w_end) for query blocks
+  // [blk_begin, blk_end); writes the best <= k per query to out[q].
+  static void RunTask(cpu::Isa isa, const float* queries_padded, const T* item_data,
+                      const uint32_t* mask_data, int64_t batch, int64_t dim, int64_t dim_padded,
+                      int64_t num_items, int64_t num_words, int64_t k, int64_t w_begin,
+                      int64_t w_end, int64_t blk_begin, int64_t blk_end,
+                      std::vector<ScoredItem>* out) {
+    const int64_t nb = blk_end - blk_begin;
+    const int64_t q_begin = blk_begin * cpu::kQueryBlock;
+    const int64_t q_end = std::min(batch, blk_end * cpu::kQueryBlock);
+    const int64_t nq = q_end - q_begin;  // real queries of the task
+    // Per-thread scratch, reused across calls (avoids page faults of fresh
+    // allocations on every request).
+    Scratch& sc = ThreadScratch();
+    if (static_cast<int64_t>(sc.buffers.size()) < nq) sc.buffers.resize(nq);
+    auto& buffers = sc.buffers;
+    for (int64_t q = 0; q < nq; ++q) buffers[q].Reset(k, (w_end - w_begin) * 32);
+    auto& threshold = sc.threshold;
+    threshold.assign(nb * cpu::kQueryBlock, __builtin_nanf(""));
+    auto& pass = sc.pass;
+    auto& admit = sc.admit;
+    pass.assign(nb, 0);
+    admit.assign(nb, 0);
+    auto& tile_scores = sc.tile_scores;
+    tile_scores.resize(16 * nb);
+    std::vector<const uint32_t*> rows_mask(nq);
+    for (int64_t q = 0; q < nq; ++q) rows_mask[q] = mask_data + (q_begin + q) * num_words;
+    // Items are visited in units of up to 32 (one mask word, or 32 compacted
+    // ids) with per-query pass words unit_bits[q]; each unit is scored per
+    // superblock of kSuperBlocks query blocks so that its rows and the
+    // superblock's queries stay in L1.
+    constexpr int64_t kSuperBlocks = 4;
+    std::vector<uint32_t> unit_bits(nq);
+    int32_t unit_ids[32];
+    const T* unit_rows[32];
+    const bool single = nq == 1;
+
+    cpu::GroupArgs<T> args;
+    args.dim = dim;
+    args.dim_padded = dim_padded;
+
+    // Scores the unit (n ids, union bits `any`) and feeds the buffers.
+    auto score_unit = [&](int n, uint32_t any) {
+      for (int i = n; i < 32; ++i) {
+        unit_ids[i] = unit_ids[0];
+        unit_rows[i] = unit_rows[0];
+      }
+      for (int64_t sb = 0; sb < nb; sb += kSuperBlocks) {
+        const int64_t sb_end = std::min(nb, sb + kSuperBlocks);
+        for (int g = 0; g < 32 / cpu::kItemGroup; ++g) {
+          if (((any >> (4 * g)) & 0xFu) == 0) continue;
+          const int32_t* ids = unit_ids + 4 * g;
+          uint32_t all_pass = 0;
+          for (int64_t blk = sb; blk < sb_end; ++blk) {
+            uint32_t p = 0;
+            const int64_t q0 = blk * cpu::kQueryBlock;
+            for (int q = 0; q < cpu::kQueryBlock && q0 + q < nq; ++q) {
+              p |= cpu::SpreadNibble((unit_bits[q0 + q] >> (4 * g)) & 0xFu, q);
+            }
+            pass[blk] = static_cast<uint16_t>(p);
+            all_pass |= p;
+          }
+          if (all_pass == 0) continue;
+#if LINR_X86_SIMD
+          if (single && isa == cpu::Isa::kAvx2) {
+            using S = typename StorageOf<T>::type;
+            const S* rows[cpu::kItemGroup];
+            for (int i = 0; i < cpu::kItemGroup; ++i) {
+              rows[i] = reinterpret_cast<const S*>(unit_rows[4 * g + i]);
+            }
+            cpu::ScoreGroupAvx2Single<S>(queries_padded + q_begin * dim_padded, dim, rows,
+                                         pass[0], threshold[0], admit.data(),
+                                         tile_scores.data());
+          } else
+#endif
+          {
+            args.queries = queries_padded + (q_begin + sb * cpu::kQueryBlock) * dim_padded;
+            args.num_blocks = sb_end - sb;
+            for (int i = 0; i < cpu::kItemGroup; ++i) args.rows[i] = unit_rows[4 * g + i];
+            args.pass = pass.data() + sb;
+            args.threshold = threshold.data() + sb * cpu::kQueryBlock;
+            args.admit = admit.data() + sb;
+            args.scores = tile_scores.data() + 16 * sb;
+            ScoreGroup<T>(isa, args);
+          }
+          for (int64_t blk = sb; blk < sb_end; ++blk) {
+            uint32_t bits = admit[blk];
+            while (bits != 0) {
+              const int bit = __builtin_ctz(bits);
+              bits &= bits - 1;
+              const int64_t ql = blk * cpu::kQueryBlock + ((bit >> 1) & 3);
+              const int i = (bit >> 3) * 2 + (bit & 1);
+              buffers[ql].Push(tile_scores[16 * blk + bit], ids[i]);
+              threshold[ql] = buffers[ql].AdmissionThreshold();
+            }
+          }
+        }
+      }
+    };
+
+    const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
+    // The shard's mask words are processed in chunks small enough that the
+    // chunk's rows of all queries stay in L2 between the passes over them.
+    const int64_t chunk_words =
+        std::max<int64_t>(16, std::min<int64_t>(512, (64 * 1024) / std::max<int64_t>(nq, 1)));
+    auto& unions = sc.unions;
+    auto& offsets = sc.offsets;
+    auto& compact = sc.compact;
+    auto& streams = sc.streams;
+    for (int64_t c_begin = w_begin; c_begin < w_end; c_begin += chunk_words) {
+      const int64_t c_end = std::min(w_end, c_begin + chunk_words);
+      const int64_t cw = c_end - c_begin;
+      // Union of the task's queries per word (row by row: sequential reads).
+      unions.assign(cw, 0u);
+      for (int64_t q = 0; q < nq; ++q) {
+        const uint32_t* row = rows_mask[q] + c_begin;
+        uint32_t* u = unions.data();
+        for (int64_t w = 0; w < cw; ++w) u[w] |= row[w];
+      }
+      if (c_end == num_words) unions[cw - 1] &= ValidBits(c_end - 1, num_items);
+
+      if (kStrategy == Strategy::kMask) {
+        for (int64_t w = c_begin; w < c_end; ++w) {
+          const uint32_t any = unions[w - c_begin];
+          if (any == 0) continue;
+          for (int64_t q = 0; q < nq; ++q) unit_bits[q] = rows_mask[q][w] & any;
+          const int n = static_cast<int>(std::min<int64_t>(32, num_items - w * 32));
+          for (int i = 0; i < n; ++i) {
+            unit_ids[i] = static_cast<int32_t>(w * 32 + i);
+            unit_rows[i] = item_data + (w * 32 + i) * dim;
+          }
+          score_unit(n, any);
+        }
+        continue;
+      }
+      // Prefilter: positions of each word's ids in the compacted list.
+      offsets.resize(cw);
+      int64_t total = 0;
+      for (int64_t w = 0; w < cw; ++w) {
+        offsets[w] = total;
+        total += Popcount(unions[w]);
+      }
+      if (total == 0) continue;
+      // Compact ids, then per-query pass bitstreams aligned with them.
+      compact.resize(total);
+      for (int64_t w = 0; w < cw; ++w) {
+        uint32_t rest = unions[w];
+        int32_t* out = compact.data() + offsets[w];
+        while (rest != 0) {
+          *out++ = static_cast<int32_t>((c_begin + w) * 32 + __builtin_ctz(rest));
+          rest &= rest - 1;
+        }
+      }
+      const int64_t stream_words = (total + 63) / 64 + 1;
+      streams.assign(nq * stream_words, 0);
+      for (int64_t q = 0; q < nq; ++q) {
+        const uint32_t* row = rows_mask[q] + c_begin;
+        uint64_t* stream = streams.data() + q * stream_words;
+        for (int64_t w = 0; w < cw; ++w) {
+          const uint32_t any = unions[w];
+          const uint32_t m = row[w] & any;
+          if (m == 0) continue;
+          const int count = Popcount(any);
+          const uint64_t bits = m == any ? (count == 32 ? 0xFFFFFFFFull : ((1ull << count) - 1))
+                                         : Pext(isa, m, any);
+          const int64_t pos = offsets[w];
+          uint64_t* st = stream + (pos >> 6);
+          const int shift = static_cast<int>(pos & 63);
+          st[0] |= bits << shift;
+          if (shift + count > 64) st[1] |= bits >> (64 - shift);
+        }
+      }
+      // Gather and score units of 32 compacted ids.
+      for (int64_t a = 0; a < std::min<int64_t>(total, 64); ++a) {
+        PrefetchRow(item_data + static_cast<int64_t>(compact[a]) * dim, row_bytes);
+      }
+      for (int64_t p = 0; p < total; p += 32) {
+        const int n = static_cast<int>(std::min<int64_t>(32, total - p));
+        // Rows two units ahead go to L2 (random rows defeat the hardware
+        // prefetcher).
+        const int64_t ahead = p + 64;
+        for (int64_t a = ahead; a < std::min(total, ahead + 32); ++a) {
+          PrefetchRow(item_data + static_cast<int64_t>(compact[a]) * dim, row_bytes);
+        }
+        uint32_t any = 0;
+        for (int64_t q = 0; q < nq; ++q) {
+          any |= (unit_bits[q] = static_cast<uint32_t>(
+                      streams[q * stream_words + (p >> 6)] >> (p & 63)));
+        }
+        for (int i = 0; i < n; ++i) {
+          unit_ids[i] = compact[p + i];
+          unit_rows[i] = item_data + static_cast<int64_t>(compact[p + i]) * dim;
+        }
+        score_unit(n, any);
+      }
+    }
+    for (int64_t q = 0; q < nq; ++q) {
+      const auto& best = buffers[q].Finish();
+      out[q_begin + q].assign(best.begin(), best.end());
+    }
+  }
 };
 
-#define LINR_REGISTER_MASKED_TOPK(T)                                                   \
-  REGISTER_KERNEL_BUILDER(                                                             \
-      Name("LinrMaskedTopK").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-      LinrMaskedTopKOp<T>)
+#define LINR_REGISTER_TOPK(T)                                                               \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("LinrMaskedTopK").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),      \
+      TopKOp<T, Strategy::kMask>);                                                          \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("LinrPrefilterTopK").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),   \
+      TopKOp<T, Strategy::kPrefilter>)
 
-LINR_REGISTER_MASKED_TOPK(float);
-LINR_REGISTER_MASKED_TOPK(Eigen::half);
-LINR_REGISTER_MASKED_TOPK(::tensorflow::bfloat16);
+LINR_REGISTER_TOPK(float);
+LINR_REGISTER_TOPK(Eigen::half);
+LINR_REGISTER_TOPK(::tensorflow::bfloat16);
 
-#undef LINR_REGISTER_MASKED_TOPK
+#undef LINR_REGISTER_TOPK
 
+}  // namespace
 }  // namespace linr

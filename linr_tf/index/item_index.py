@@ -12,9 +12,11 @@ State (all `tf.Variable`s, saved with the model, leading dimension = capacity):
   * `ids` [capacity] string — external item ids;
   * `bit_keys` [num_bits] string — what each attribute bit means.
 
-Search path: filter strings -> `compile_filters` (clause masks) ->
-`ops.masked_top_k` (score passing items, keep top-k; the [B, N] score matrix is
-never materialised) -> slots -> external ids.
+Search path: filter strings -> `compile_filters` (a postfix program per query,
+with "AND __live__" appended) -> `ops.filtered_top_k` (evaluate the programs
+into pass bitmaps, then similarity masking or explicit pre-filtering, chosen
+from the measured pass rate; the [B, N] score matrix is never materialised) ->
+slots -> external ids.
 """
 
 from typing import Optional, Sequence, Tuple
@@ -77,19 +79,24 @@ class ItemIndex(tf.keras.layers.Layer):
     self.attributes.assign(attributes)
     self.ids.assign(ids)
 
-  def search(self, queries: tf.Tensor, filters: Optional[tf.Tensor], k
-             ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Top-k slots: (scores [B, k], slots [B, k] (-1 = padding), count [B])."""
+  def search(self, queries: tf.Tensor, filters: Optional[tf.Tensor], k,
+             strategy: str = "auto") -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Top-k slots: (scores [B, k], slots [B, k] (-1 = padding), count [B]).
+
+    `strategy`: "mask" (similarity masking), "prefilter" (explicit
+    pre-filtering) or "auto" (chosen per request from the measured pass rate).
+    """
     queries = tf.convert_to_tensor(queries, tf.float32)
     if filters is None:
       filters = tf.fill(tf.shape(queries)[:1], "")
-    clauses, num_clauses = filter_lib.compile_filters(filters, self.bit_keys)
-    return ops.masked_top_k(queries, self.embeddings, self.attributes, clauses,
-                            num_clauses, k)
+    program = filter_lib.compile_filters(filters, self.bit_keys)
+    return ops.filtered_top_k(queries, self.embeddings, self.attributes,
+                              program, k, strategy=strategy)
 
   def call(self, queries: tf.Tensor, filters: Optional[tf.Tensor] = None,
-           k=10) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+           k=10, strategy: str = "auto"
+           ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top-k items: (scores [B, k], ids [B, k] ("" = padding), count [B])."""
-    scores, slots, count = self.search(queries, filters, k)
+    scores, slots, count = self.search(queries, filters, k, strategy)
     ids = tf.where(slots >= 0, tf.gather(self.ids, tf.maximum(slots, 0)), "")
     return scores, ids, count

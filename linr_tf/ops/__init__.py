@@ -1,17 +1,23 @@
-"""LiNR-TF custom ops: filter compilation and filtered top-k.
+"""LiNR-TF custom ops: filter compilation, filter masks and filtered top-k.
 
 The op library is `//custom_ops:_linr_ops.so`, loaded on first use (see
 `load_library` for where it is looked up). No Keras import happens here.
 """
 
 from linr_tf.ops._library import load_library
-from linr_tf.ops.filter_ops import CompiledFilter, compile_filter
-from linr_tf.ops.topk_ops import MaskedTopK, masked_top_k
+from linr_tf.ops.filter_ops import compile_filter
+from linr_tf.ops.mask_ops import FilterMask, filter_mask
+from linr_tf.ops.topk_ops import (MaskedTopK, PREFILTER_MAX_PASS_RATE, filtered_top_k,
+                                  masked_top_k, prefilter_top_k)
 
 __all__ = [
-    "CompiledFilter",
+    "FilterMask",
     "MaskedTopK",
+    "PREFILTER_MAX_PASS_RATE",
     "compile_filter",
+    "filter_mask",
+    "filtered_top_k",
     "load_library",
     "masked_top_k",
+    "prefilter_top_k",
 ]

@@ -1,35 +1,53 @@
-"""`compile_filter`: filter strings -> clause bitsets (op LinrCompileFilter)."""
+"""`compile_filter`: filter strings -> postfix filter programs (op LinrCompileFilter).
 
-import collections
+Program format (custom_ops/filter/filter_program.h): int32 [B, L, 2 + W]; row
+= (opcode, 0, mask[W]); rows run in order on a boolean stack and the last value
+left is the verdict. The opcode constants below mirror the header.
+"""
+
 
 import tensorflow as tf
 
 from linr_tf.ops import _library
 
-CompiledFilter = collections.namedtuple("CompiledFilter", ["clauses", "num_clauses"])
+# Opcodes of filter_program.h (FilterOpcode).
+OP_NOP = 0    # skipped (padding)
+OP_ANY = 1    # push (bits & mask) != 0
+OP_ALL = 2    # push (bits & mask) == mask
+OP_AND = 3    # pop b, pop a, push a and b
+OP_OR = 4     # pop b, pop a, push a or b
+OP_NOT = 5    # pop a, push not a
+OP_TRUE = 6   # push true
+OP_FALSE = 7  # push false
+PROGRAM_HEADER_WORDS = 2   # opcode, reserved
+MAX_PROGRAM_STACK = 64
 
 UNKNOWN_VALUE_POLICIES = ("error", "match_none")
 
 
+
 def compile_filter(filters, bit_keys, unknown_value: str = "error", name=None
-                   ) -> CompiledFilter:
+                   ) -> tf.Tensor:
   """Compiles filter expressions against an attribute bit vocabulary.
 
-  Language: `attr = value`, `attr IN (v1, v2, ...)` joined by AND (keywords in
-  any case; values quoted with " or ', or bare [A-Za-z0-9_.-]+); "" = no filter.
+  Language (keywords AND OR NOT IN ALL in any case; NOT > AND > OR):
+  `attr = v`, `attr != v`, `attr IN (v, ...)`, `attr NOT IN (v, ...)`,
+  `attr ALL (v, ...)`, `attr < x`, `attr >= x` (numeric attributes; x must be
+  a bucket boundary), `NOT e`, `e AND e`, `e OR e`, parentheses. Values are
+  quoted with " or ' or bare [A-Za-z0-9_.-]+. "" = no filter.
 
   Args:
     filters: string [B].
-    bit_keys: string [NB]; bit i means key bit_keys[i] = "attr=value"; keys
-      starting with "__" are reserved.
+    bit_keys: string [NB]; bit i is bit_keys[i]: "attr=value" (categorical) or
+      "attr@[lo,hi)" (numeric bucket lo <= x < hi; empty lo/hi = open end).
+      Keys starting with "__" are reserved.
     unknown_value: "error" (default) or "match_none": an unknown value of a
-      known attribute then contributes no bit.
+      known attribute then matches no item.
     name: op name.
 
   Returns:
-    CompiledFilter(clauses int32 [B, C, W], num_clauses int32 [B]) with
-    W = max(1, ceil(NB / 32)). Item bitset x passes filter b iff for all
-    c < num_clauses[b], x & clauses[b, c] has a nonzero word.
+    program int32 [B, L, 2 + W], W = max(1, ceil(NB / 32)), L = the longest
+    program in the batch; shorter ones padded with OP_NOP rows.
 
   Raises:
     tf.errors.InvalidArgumentError naming filter index, position and token.
@@ -41,6 +59,4 @@ def compile_filter(filters, bit_keys, unknown_value: str = "error", name=None
   with tf.name_scope(name or "compile_filter"):
     filters = tf.convert_to_tensor(filters, tf.string, name="filters")
     bit_keys = tf.convert_to_tensor(bit_keys, tf.string, name="bit_keys")
-    clauses, num_clauses = module.linr_compile_filter(
-        filters, bit_keys, unknown_value=unknown_value)
-  return CompiledFilter(clauses, num_clauses)
+    return module.linr_compile_filter(filters, bit_keys, unknown_value=unknown_value)

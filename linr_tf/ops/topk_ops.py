@@ -1,29 +1,52 @@
-"""`masked_top_k`: filtered exact top-k by dot product (op LinrMaskedTopK)."""
+"""Filtered exact top-k by dot product over a per-query pass mask.
+
+`masked_top_k` (op LinrMaskedTopK, similarity masking: streams every item) and
+`prefilter_top_k` (op LinrPrefilterTopK, explicit pre-filtering: gathers only
+passing items) return identical results; `filtered_top_k` evaluates filter
+programs with `filter_mask` and picks one of them per request.
+"""
 
 import collections
 
 import tensorflow as tf
 
 from linr_tf.ops import _library
+from linr_tf.ops.mask_ops import filter_mask
 
 MaskedTopK = collections.namedtuple("MaskedTopK", ["scores", "indices", "count"])
 
-OP_NAME = "LinrMaskedTopK"
+MASKED_OP_NAME = "LinrMaskedTopK"
+PREFILTER_OP_NAME = "LinrPrefilterTopK"
+# Kept for callers of the previous module version.
+OP_NAME = MASKED_OP_NAME
+
+STRATEGIES = ("auto", "mask", "prefilter")
+
+# Pass rate (max over the batch of passing / N) below which "auto" picks
+# pre-filtering. Measured by bench/cpu_prefilter.py (see bench/RESULTS.md).
+PREFILTER_MAX_PASS_RATE = 0.75
 
 
-def masked_top_k(queries, items, item_bits, clauses, num_clauses, k, name=None
-                 ) -> MaskedTopK:
-  """Top-k items per query among those passing the query's compiled filter.
+def _convert(queries, items, mask, k):
+  queries = tf.convert_to_tensor(queries, tf.float32, name="queries")
+  items = tf.convert_to_tensor(items, name="items")
+  mask = tf.convert_to_tensor(mask, tf.int32, name="mask")
+  k = tf.convert_to_tensor(k, tf.int32, name="k")
+  return queries, items, mask, k
+
+
+def masked_top_k(queries, items, mask, k, name=None) -> MaskedTopK:
+  """Top-k items per query among those whose bit is set in `mask`.
 
   Scores are dot products accumulated in float32; order is score descending,
-  ties by smaller item index. The [B, N] score matrix is never materialised.
+  ties by smaller item index; NaN scores rank as -inf. The [B, N] score
+  matrix is never materialised. Streams all items (best at high pass rates).
 
   Args:
     queries: float32 [B, d].
     items: float32, float16 or bfloat16 [N, d].
-    item_bits: int32 [N, W] attribute bitsets.
-    clauses: int32 [B, C, W] and num_clauses: int32 [B], e.g. from
-      `compile_filter` (num_clauses[b] = 0: no filter).
+    mask: int32 [B, ceil(N / 32)] pass bits (bit i % 32 of word i // 32),
+      e.g. from `filter_mask`.
     k: int32 scalar > 0 (may exceed N).
     name: op name.
 
@@ -37,15 +60,62 @@ def masked_top_k(queries, items, item_bits, clauses, num_clauses, k, name=None
   """
   module = _library.load_library()
   with tf.name_scope(name or "masked_top_k"):
-    queries = tf.convert_to_tensor(queries, tf.float32, name="queries")
-    items = tf.convert_to_tensor(items, name="items")
-    item_bits = tf.convert_to_tensor(item_bits, tf.int32, name="item_bits")
-    clauses = tf.convert_to_tensor(clauses, tf.int32, name="clauses")
-    num_clauses = tf.convert_to_tensor(num_clauses, tf.int32, name="num_clauses")
-    k = tf.convert_to_tensor(k, tf.int32, name="k")
-    scores, indices, count = module.linr_masked_top_k(
-        queries, items, item_bits, clauses, num_clauses, k)
+    scores, indices, count = module.linr_masked_top_k(*_convert(queries, items, mask, k))
   return MaskedTopK(scores, indices, count)
+
+
+def prefilter_top_k(queries, items, mask, k, name=None) -> MaskedTopK:
+  """Same contract and results as `masked_top_k`, by explicit pre-filtering.
+
+  Compacts the ids passing any query of the batch, then gathers and scores
+  only those rows (best at low pass rates).
+  """
+  module = _library.load_library()
+  with tf.name_scope(name or "prefilter_top_k"):
+    scores, indices, count = module.linr_prefilter_top_k(*_convert(queries, items, mask, k))
+  return MaskedTopK(scores, indices, count)
+
+
+def filtered_top_k(queries, items, item_bits, program, k, strategy: str = "auto",
+                   prefilter_max_pass_rate: float = PREFILTER_MAX_PASS_RATE,
+                   name=None) -> MaskedTopK:
+  """`filter_mask(item_bits, program)` then top-k over the passing items.
+
+  Args:
+    queries, items, k: as in `masked_top_k`.
+    item_bits: int32 [N, W] attribute bitsets.
+    program: int32 [B, L, 2 + W] filter programs.
+    strategy: "mask" (masked_top_k), "prefilter" (prefilter_top_k) or "auto":
+      prefilter when max(count) / N < prefilter_max_pass_rate, else mask.
+    prefilter_max_pass_rate: threshold of "auto".
+    name: op name.
+
+  Returns:
+    MaskedTopK, identical for every strategy.
+  """
+  if strategy not in STRATEGIES:
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+  with tf.name_scope(name or "filtered_top_k"):
+    mask, count = filter_mask(item_bits, program)
+    if strategy == "mask":
+      return masked_top_k(queries, items, mask, k)
+    if strategy == "prefilter":
+      return prefilter_top_k(queries, items, mask, k)
+    if tf.executing_eagerly():  # decide on the host: no extra eager ops
+      counts = count.numpy()
+      max_count = int(counts.max()) if counts.size else 0
+      num_items = int(tf.shape(item_bits)[0])   # static shape may be unknown
+      use_prefilter = max_count < prefilter_max_pass_rate * num_items
+      chosen = prefilter_top_k if use_prefilter else masked_top_k
+      return chosen(queries, items, mask, k)
+    num_items = tf.shape(item_bits, out_type=tf.int32)[0]
+    max_count = tf.reduce_max(tf.concat([count, [0]], axis=0))
+    use_prefilter = (tf.cast(max_count, tf.float64) <
+                     prefilter_max_pass_rate * tf.cast(num_items, tf.float64))
+    result = tf.cond(use_prefilter,
+                     lambda: tuple(prefilter_top_k(queries, items, mask, k)),
+                     lambda: tuple(masked_top_k(queries, items, mask, k)))
+    return MaskedTopK(*result)
 
 
 def _masked_top_k_grad(op, grad_scores, unused_grad_indices, unused_grad_count):
@@ -67,10 +137,11 @@ def _masked_top_k_grad(op, grad_scores, unused_grad_indices, unused_grad_count):
       tf.reshape(contributions, tf.stack([-1, dim])),
       tf.reshape(segments, [-1]), num_items + 1)[:num_items]
   grad_items = tf.cast(grad_items, items.dtype)
-  return [grad_queries, grad_items, None, None, None, None]
+  return [grad_queries, grad_items, None, None]
 
 
-try:
-  tf.RegisterGradient(OP_NAME)(_masked_top_k_grad)
-except KeyError:  # already registered (module loaded twice under another name)
-  pass
+for _op_name in (MASKED_OP_NAME, PREFILTER_OP_NAME):
+  try:
+    tf.RegisterGradient(_op_name)(_masked_top_k_grad)
+  except KeyError:  # already registered (module loaded twice under another name)
+    pass

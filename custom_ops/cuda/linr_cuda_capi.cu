@@ -1,0 +1,64 @@
+// Standalone C API over the LiNR CUDA launchers (no TensorFlow), built into
+// liblinr_cuda.so by build.sh; used by bench/gpu/harness.py through ctypes.
+// All pointers are device pointers; `stream` is a cudaStream_t (0 = default).
+// Return value: 0 on success, else a cudaError_t code.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "custom_ops/filter/filter_mask_gpu.cu.h"
+#include "custom_ops/topk/topk_gpu.cu.h"
+
+extern "C" {
+
+// Host-side check of one program (host memory): nullptr when valid.
+const char* linr_validate_program(const int32_t* program, int64_t length, int64_t num_words) {
+  return linr::ValidateProgram(program, length, num_words);
+}
+
+int linr_filter_mask(const int32_t* item_bits, int64_t num_items, int64_t num_words,
+                     const int32_t* program, int64_t length, int64_t batch, int32_t* mask,
+                     int32_t* count, void* stream) {
+  return static_cast<int>(linr::gpu::LaunchFilterMask(item_bits, num_items, num_words, program,
+                                                      length, batch, mask, count,
+                                                      static_cast<cudaStream_t>(stream)));
+}
+
+size_t linr_topk_workspace_bytes(int64_t batch, int64_t num_items, int64_t k, int prefilter) {
+  return linr::gpu::TopKWorkspaceBytes(batch, num_items, k, prefilter != 0);
+}
+
+// dtype: 0 = float32, 1 = float16, 2 = bfloat16. strategy: 0 = mask, 1 = prefilter.
+int linr_topk(const float* queries, const void* items, int dtype, const int32_t* mask,
+              int64_t batch, int64_t num_items, int64_t dim, int64_t k, int strategy,
+              void* workspace, size_t workspace_bytes, float* scores, int32_t* indices,
+              int32_t* count, void* stream) {
+  const bool pre = strategy != 0;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  cudaError_t e;
+  switch (dtype) {
+    case 0:
+      e = linr::gpu::LaunchTopK<float>(queries, static_cast<const float*>(items), mask, batch,
+                                       num_items, dim, k, pre, workspace, workspace_bytes,
+                                       scores, indices, count, s);
+      break;
+    case 1:
+      e = linr::gpu::LaunchTopK<__half>(queries, static_cast<const __half*>(items), mask, batch,
+                                        num_items, dim, k, pre, workspace, workspace_bytes,
+                                        scores, indices, count, s);
+      break;
+    case 2:
+      e = linr::gpu::LaunchTopK<__nv_bfloat16>(queries,
+                                               static_cast<const __nv_bfloat16*>(items), mask,
+                                               batch, num_items, dim, k, pre, workspace,
+                                               workspace_bytes, scores, indices, count, s);
+      break;
+    default:
+      e = cudaErrorInvalidValue;
+  }
+  return static_cast<int>(e);
+}
+
+}  // extern "C"

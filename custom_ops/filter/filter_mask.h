@@ -1,0 +1,151 @@
+// Bit-sliced evaluation of filter programs (filter_program.h) over 64 items
+// at a time, for the CPU kernel of LinrFilterMask. No TensorFlow dependency.
+//
+// Items are given as columns: word w of item j of the block is
+// cols[w * col_stride + j]. Each leaf instruction (kAny / kAll) yields a
+// 64-bit word (bit j = verdict for item j); the boolean stack holds such words,
+// so kAnd / kOr / kNot / kTrue / kFalse are single word operations. The verdict
+// of every item equals EvalProgram's.
+#ifndef LINR_CUSTOM_OPS_FILTER_FILTER_MASK_H_
+#define LINR_CUSTOM_OPS_FILTER_FILTER_MASK_H_
+
+#include <cstdint>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LINR_FILTER_X86 1
+#else
+#define LINR_FILTER_X86 0
+#endif
+
+#include "custom_ops/filter/filter_program.h"
+
+namespace linr {
+namespace filter_mask {
+
+constexpr int kBlock = 64;  // items per bit-sliced evaluation
+
+// A program without its kNop rows.
+struct Instruction {
+  int32_t opcode;
+  const int32_t* mask;  // W words (leaves only)
+};
+
+inline std::vector<Instruction> StripProgram(const int32_t* program, int64_t length,
+                                             int64_t num_words) {
+  std::vector<Instruction> out;
+  const int64_t row = kProgramHeaderWords + num_words;
+  for (int64_t i = 0; i < length; ++i) {
+    const int32_t* ins = program + i * row;
+    if (ins[0] != kNop) out.push_back(Instruction{ins[0], ins + kProgramHeaderWords});
+  }
+  return out;
+}
+
+// Leaf verdicts of 64 items, portable.
+struct PortableLeaves {
+  static uint64_t Any(const int32_t* cols, int64_t stride, int64_t num_words, const int32_t* m) {
+    uint64_t out = 0;
+    for (int j = 0; j < kBlock; ++j) {
+      int32_t acc = 0;
+      for (int64_t w = 0; w < num_words; ++w) acc |= cols[w * stride + j] & m[w];
+      out |= static_cast<uint64_t>(acc != 0) << j;
+    }
+    return out;
+  }
+  static uint64_t All(const int32_t* cols, int64_t stride, int64_t num_words, const int32_t* m) {
+    uint64_t out = 0;
+    for (int j = 0; j < kBlock; ++j) {
+      int32_t missing = 0;
+      for (int64_t w = 0; w < num_words; ++w) missing |= m[w] & ~cols[w * stride + j];
+      out |= static_cast<uint64_t>(missing == 0) << j;
+    }
+    return out;
+  }
+};
+
+#if LINR_FILTER_X86
+#define LINR_FILTER_AVX2 __attribute__((target("avx2")))
+// Leaf verdicts of 64 items, 8 items per AVX2 register.
+struct Avx2Leaves {
+  LINR_FILTER_AVX2 static uint64_t Any(const int32_t* cols, int64_t stride, int64_t num_words,
+                                       const int32_t* m) {
+    uint64_t out = 0;
+    const __m256i zero = _mm256_setzero_si256();
+    for (int blk = 0; blk < kBlock / 8; ++blk) {
+      __m256i acc = zero;
+      for (int64_t w = 0; w < num_words; ++w) {
+        const __m256i x =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols + w * stride + 8 * blk));
+        acc = _mm256_or_si256(acc, _mm256_and_si256(x, _mm256_set1_epi32(m[w])));
+      }
+      const uint32_t is_zero = static_cast<uint32_t>(
+          _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(acc, zero))));
+      out |= static_cast<uint64_t>(~is_zero & 0xFFu) << (8 * blk);
+    }
+    return out;
+  }
+  LINR_FILTER_AVX2 static uint64_t All(const int32_t* cols, int64_t stride, int64_t num_words,
+                                       const int32_t* m) {
+    uint64_t out = 0;
+    const __m256i zero = _mm256_setzero_si256();
+    for (int blk = 0; blk < kBlock / 8; ++blk) {
+      __m256i missing = zero;
+      for (int64_t w = 0; w < num_words; ++w) {
+        const __m256i x =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols + w * stride + 8 * blk));
+        missing = _mm256_or_si256(missing, _mm256_andnot_si256(x, _mm256_set1_epi32(m[w])));
+      }
+      const uint32_t ok = static_cast<uint32_t>(
+          _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(missing, zero))));
+      out |= static_cast<uint64_t>(ok) << (8 * blk);
+    }
+    return out;
+  }
+};
+#endif
+
+// Verdicts of 64 items (bit j = item j) for a validated, stripped program.
+template <typename Leaves>
+inline uint64_t EvalBlock(const Instruction* program, int64_t length, const int32_t* cols,
+                          int64_t stride, int64_t num_words) {
+  uint64_t stack[kMaxProgramStack + 1];
+  int top = -1;
+  for (int64_t i = 0; i < length; ++i) {
+    const Instruction& ins = program[i];
+    switch (ins.opcode) {
+      case kAny:
+        stack[++top] = Leaves::Any(cols, stride, num_words, ins.mask);
+        break;
+      case kAll:
+        stack[++top] = Leaves::All(cols, stride, num_words, ins.mask);
+        break;
+      case kAnd:
+        stack[top - 1] &= stack[top];
+        --top;
+        break;
+      case kOr:
+        stack[top - 1] |= stack[top];
+        --top;
+        break;
+      case kNot:
+        stack[top] = ~stack[top];
+        break;
+      case kTrue:
+        stack[++top] = ~uint64_t{0};
+        break;
+      case kFalse:
+        stack[++top] = 0;
+        break;
+      default:
+        break;
+    }
+  }
+  return top >= 0 ? stack[top] : 0;
+}
+
+}  // namespace filter_mask
+}  // namespace linr
+
+#endif  // LINR_CUSTOM_OPS_FILTER_FILTER_MASK_H_

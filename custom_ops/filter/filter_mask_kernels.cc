@@ -1,0 +1,200 @@
+// CPU kernel of LinrFilterMask.
+//
+// Items are processed in chunks of 2048 (64 output words) on TF's intra-op
+// thread pool. Identical programs of the batch are evaluated once and their
+// words copied. The fast path (AVX2) evaluates each program bit-sliced, 64
+// items at a time (filter_mask.h); the portable path ($LINR_CPU_ISA=portable
+// or no AVX2) calls EvalProgram per item. Both give the same bits.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "custom_ops/filter/filter_mask.h"
+#include "custom_ops/filter/filter_program.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/platform/threadpool.h"
+
+namespace linr {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace errors = ::tensorflow::errors;
+
+namespace {
+
+constexpr int64_t kChunkItems = 2048;
+constexpr int64_t kChunkWords = kChunkItems / 32;
+
+// Population count without relying on -mpopcnt (SWAR).
+inline int64_t Popcount64(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<int64_t>((x * 0x0101010101010101ull) >> 56);
+}
+
+bool UseBitSliced() {
+  const char* env = std::getenv("LINR_CPU_ISA");
+  if (env != nullptr && std::strcmp(env, "portable") == 0) return false;
+#if LINR_FILTER_X86
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+class LinrFilterMaskOp : public OpKernel {
+ public:
+  explicit LinrFilterMaskOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& item_bits = ctx->input(0);
+    const Tensor& program = ctx->input(1);
+    OP_REQUIRES(ctx, item_bits.dims() == 2,
+                errors::InvalidArgument("LinrFilterMask: item_bits must have rank 2, got shape ",
+                                        item_bits.shape().DebugString()));
+    OP_REQUIRES(ctx, program.dims() == 3,
+                errors::InvalidArgument("LinrFilterMask: program must have rank 3, got shape ",
+                                        program.shape().DebugString()));
+    const int64_t num_items = item_bits.dim_size(0);
+    const int64_t num_words = item_bits.dim_size(1);
+    const int64_t batch = program.dim_size(0);
+    const int64_t length = program.dim_size(1);
+    OP_REQUIRES(ctx, program.dim_size(2) == kProgramHeaderWords + num_words,
+                errors::InvalidArgument("LinrFilterMask: bitset words W mismatch: item_bits has W=",
+                                        num_words, " but program rows have 2 + W = ",
+                                        program.dim_size(2)));
+    const int64_t row = kProgramHeaderWords + num_words;
+    const int32_t* programs = program.flat<int32_t>().data();
+    for (int64_t b = 0; b < batch; ++b) {
+      const char* problem = ValidateProgram(programs + b * length * row, length, num_words);
+      OP_REQUIRES(ctx, problem == nullptr,
+                  errors::InvalidArgument("LinrFilterMask: invalid filter program for query ", b,
+                                          ": ", problem));
+    }
+
+    const int64_t mask_words = (num_items + 31) / 32;
+    Tensor* mask_out = nullptr;
+    Tensor* count_out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, mask_words}), &mask_out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch}), &count_out));
+    int32_t* counts = count_out->flat<int32_t>().data();
+    std::fill(counts, counts + batch, 0);
+    if (batch == 0 || num_items == 0) return;
+
+    // Identical programs are evaluated once: rep[b] = first query with b's program.
+    const size_t program_bytes = static_cast<size_t>(length * row) * sizeof(int32_t);
+    std::vector<int64_t> unique;  // representative queries
+    std::vector<int64_t> rep(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      rep[b] = b;
+      for (int64_t u : unique) {
+        if (std::memcmp(programs + u * length * row, programs + b * length * row,
+                        program_bytes) == 0) {
+          rep[b] = u;
+          break;
+        }
+      }
+      if (rep[b] == b) unique.push_back(b);
+    }
+    std::vector<std::vector<filter_mask::Instruction>> stripped;
+    for (int64_t u : unique) {
+      stripped.push_back(filter_mask::StripProgram(programs + u * length * row, length, num_words));
+    }
+
+    const bool bit_sliced = UseBitSliced();
+    const int32_t* bits = item_bits.flat<int32_t>().data();
+    uint32_t* mask = reinterpret_cast<uint32_t*>(mask_out->flat<int32_t>().data());
+    const int64_t num_chunks = (num_items + kChunkItems - 1) / kChunkItems;
+    const int64_t num_unique = static_cast<int64_t>(unique.size());
+    std::vector<int64_t> chunk_counts(num_chunks * num_unique, 0);
+
+    auto run_chunk = [&](int64_t chunk, std::vector<int32_t>& columns) {
+      const int64_t first = chunk * kChunkItems;
+      const int64_t n = std::min(kChunkItems, num_items - first);
+      const int64_t w_first = first / 32;
+      const int64_t w_count = (n + 31) / 32;
+      if (bit_sliced) {
+        // Columns: word w of item j at columns[w * kChunkItems + j], zero-padded.
+        const int32_t* cols;
+        if (num_words == 1 && n == kChunkItems) {
+          cols = bits + first;
+        } else {
+          columns.assign(num_words * kChunkItems, 0);
+          for (int64_t j = 0; j < n; ++j) {
+            for (int64_t w = 0; w < num_words; ++w) {
+              columns[w * kChunkItems + j] = bits[(first + j) * num_words + w];
+            }
+          }
+          cols = columns.data();
+        }
+        const int64_t stride = num_words == 1 && n == kChunkItems ? 0 : kChunkItems;
+        for (int64_t u = 0; u < num_unique; ++u) {
+          const auto& prog = stripped[u];
+          uint32_t* out = mask + unique[u] * mask_words + w_first;
+          int64_t count = 0;
+          for (int64_t j = 0; j < n; j += filter_mask::kBlock) {
+#if LINR_FILTER_X86
+            uint64_t v = filter_mask::EvalBlock<filter_mask::Avx2Leaves>(
+                prog.data(), prog.size(), cols + j, stride, num_words);
+#else
+            uint64_t v = filter_mask::EvalBlock<filter_mask::PortableLeaves>(
+                prog.data(), prog.size(), cols + j, stride, num_words);
+#endif
+            const int64_t left = n - j;
+            if (left < 64) v &= (uint64_t{1} << left) - 1;
+            count += Popcount64(v);
+            out[j / 32] = static_cast<uint32_t>(v);
+            if (j / 32 + 1 < w_count) out[j / 32 + 1] = static_cast<uint32_t>(v >> 32);
+          }
+          chunk_counts[chunk * num_unique + u] = count;
+        }
+      } else {
+        for (int64_t u = 0; u < num_unique; ++u) {
+          const int32_t* prog = programs + unique[u] * length * row;
+          uint32_t* out = mask + unique[u] * mask_words + w_first;
+          std::fill(out, out + w_count, 0u);
+          int64_t count = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            if (EvalProgram(prog, length, num_words, bits + (first + j) * num_words)) {
+              out[j / 32] |= 1u << (j % 32);
+              ++count;
+            }
+          }
+          chunk_counts[chunk * num_unique + u] = count;
+        }
+      }
+      for (int64_t b = 0; b < batch; ++b) {
+        if (rep[b] == b) continue;
+        std::memcpy(mask + b * mask_words + w_first, mask + rep[b] * mask_words + w_first,
+                    w_count * sizeof(uint32_t));
+      }
+    };
+
+    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const int64_t cost = kChunkItems * std::max<int64_t>(1, length) * num_unique * 4 + batch * 64;
+    pool->ParallelFor(num_chunks, cost, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> columns;
+      for (int64_t chunk = begin; chunk < end; ++chunk) run_chunk(chunk, columns);
+    });
+
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t total = 0;
+      const int64_t u = std::find(unique.begin(), unique.end(), rep[b]) - unique.begin();
+      for (int64_t chunk = 0; chunk < num_chunks; ++chunk) total += chunk_counts[chunk * num_unique + u];
+      counts[b] = static_cast<int32_t>(total);
+    }
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("LinrFilterMask").Device(::tensorflow::DEVICE_CPU), LinrFilterMaskOp);
+
+}  // namespace
+}  // namespace linr
