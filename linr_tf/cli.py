@@ -6,6 +6,9 @@
     python -m linr_tf export --workdir=out/run --export_dir=out/run/export
     python -m linr_tf query  --model=out/run/export/1 --query='user_id=u1' \
         --filter='lang = "en" AND type IN ("post", "article")' --k=10
+    python -m linr_tf export --workdir=out/run --portable   # stock TF ops only
+    python -m linr_tf serve  --model_base_path=out/run/export --rest_port=8501
+    python -m linr_tf demo --serve   # ... then one REST and one gRPC query
 
 Errors print one line (`error: ...`) and exit with status 1.
 """
@@ -47,9 +50,22 @@ flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 flags.DEFINE_integer("num_users", 2000, "`generate`/`demo`: members.")
 flags.DEFINE_integer("num_items", 5000, "`generate`/`demo`: posts.")
 flags.DEFINE_integer("seed", 1, "`generate`/`demo`: data seed.")
-flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
+flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
 
-COMMANDS = ("demo", "generate", "train", "export", "query")
+flags.DEFINE_bool("portable", False, "`export`: stock TF ops only (no custom "
+                  "op), loadable by an unmodified TF Serving.")
+flags.DEFINE_bool("serve", False, "`demo`: start the model server, answer one "
+                  "REST and one gRPC query, stop it.")
+flags.DEFINE_string("model_name", "linr", "`serve`: model name.")
+flags.DEFINE_string("model_base_path", None, "`serve`: SavedModel base path.")
+flags.DEFINE_string("model_config_file", None, "`serve`: text ModelServerConfig.")
+flags.DEFINE_string("address", "127.0.0.1", "`serve`: address to bind.")
+flags.DEFINE_integer("rest_port", 8501, "`serve`: REST port (0 = off).")
+flags.DEFINE_integer("grpc_port", 8500, "`serve`: gRPC port (0 = off).")
+flags.DEFINE_string("batching_parameters_file", None,
+                    "`serve`: TF Serving batching parameters (enables batching).")
+
+COMMANDS = ("demo", "generate", "train", "export", "query", "serve")
 
 
 class UsageError(Exception):
@@ -124,9 +140,72 @@ def cmd_train():
 
 def cmd_export():
   model = restore(FLAGS.workdir)
-  path = export_lib.export(
-      model, FLAGS.export_dir or os.path.join(FLAGS.workdir, "export"))
+  if FLAGS.portable:
+    from linr_tf import export_portable  # pylint: disable=g-import-not-at-top
+    path = export_portable.export_portable(
+        model, FLAGS.export_dir or os.path.join(FLAGS.workdir,
+                                                "export_portable"))
+  else:
+    path = export_lib.export(
+        model, FLAGS.export_dir or os.path.join(FLAGS.workdir, "export"))
   print(f"SavedModel written to {path}")
+
+
+def cmd_serve():
+  from serving import server as server_lib  # pylint: disable=g-import-not-at-top
+  argv = [f"--address={FLAGS.address}", f"--rest_port={FLAGS.rest_port}",
+          f"--grpc_port={FLAGS.grpc_port}"]
+  if FLAGS.model_config_file:
+    argv.append(f"--model_config_file={FLAGS.model_config_file}")
+  else:
+    argv += [f"--model_name={FLAGS.model_name}",
+             f"--model_base_path={_require('model_base_path')}"]
+  if FLAGS.batching_parameters_file:
+    argv.append(f"--batching_parameters_file={FLAGS.batching_parameters_file}")
+  status = server_lib.main(argv)
+  if status:
+    raise UsageError("the model server did not start")
+
+
+def demo_serve(base_path, user, filter_text, k):
+  """Starts the server on free loopback ports; one REST and one gRPC query."""
+  import json  # pylint: disable=g-import-not-at-top
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  import grpc  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+  from serving import config as serving_config  # pylint: disable=g-import-not-at-top
+  from serving import server as server_lib  # pylint: disable=g-import-not-at-top
+  server = server_lib.Server(
+      serving_config.single_model_config("linr", base_path),
+      rest_port=-1, grpc_port=-1, poll_seconds=0).start()
+  try:
+    print(f"      model server on 127.0.0.1: REST {server.rest_port}, "
+          f"gRPC {server.grpc_port}")
+    body = json.dumps({"instances": [{"user_id": user, "filter": filter_text,
+                                      "k": k}]}).encode()
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/linr:predict"
+    req = urllib.request.Request(url, body,
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+      row = json.loads(resp.read())["predictions"][0]
+    print_results(f"\nREST  POST {url}  filter: {filter_text}",
+                  row["item_ids"], row["scores"], row["count"])
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      request = predict_pb2.PredictRequest()
+      request.model_spec.name = "linr"
+      request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user]))
+      request.inputs["filter"].CopyFrom(tf.make_tensor_proto([filter_text]))
+      request.inputs["k"].CopyFrom(tf.make_tensor_proto(k, tf.int32))
+      out = stub.Predict(request, timeout=60)
+    ids = [x.decode() for x in tf.make_ndarray(out.outputs["item_ids"])[0]]
+    print_results(f"\ngRPC  PredictionService/Predict  filter: {filter_text}",
+                  ids, tf.make_ndarray(out.outputs["scores"])[0],
+                  int(tf.make_ndarray(out.outputs["count"])[0]))
+  finally:
+    server.stop()
+  print("      model server stopped")
 
 
 def parse_query(pairs, signature):
@@ -201,11 +280,17 @@ def cmd_demo():
               for n, i in enumerate(catalog.ids)}
   user = "u0"
   for text in ("", 'lang = "en" AND type IN ("post", "article")',
-               'topic = "ai" AND country IN ("us", "in")'):
+               'topic = "ai" AND country IN ("us", "in")',
+               '(lang = "de" OR lang = "fr") AND NOT type = "job" '
+               'AND age_hours < 72'):
     ids, scores, count = query(path, [f"{cfg.query_id_feature}={user}"], text,
                                FLAGS.k)
     print_results(f"\n{cfg.query_id_feature}={user}  filter: "
                   f"{text or '(none)'}", ids, scores, count, describe)
+  if FLAGS.serve:
+    print("\n[5/5] serving the export (TF Serving REST and gRPC APIs)")
+    demo_serve(os.path.dirname(path), user, 'lang = "en" AND type = "post"',
+               FLAGS.k)
   print(f"\ndemo finished in {time.time() - start:.0f} s; try:\n  "
         f".venv/bin/python -m linr_tf query --model={path} "
         f"--query={cfg.query_id_feature}=u7 --filter='lang = \"de\"'")
