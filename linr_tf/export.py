@@ -29,10 +29,12 @@ STRATEGIES = ("auto", "mask", "prefilter")
 class RetrievalModule(tf.Module):
   """What the SavedModel holds: the query tower and the index."""
 
-  def __init__(self, model: RetrievalModel, max_k: int = MAX_K):
-    super().__init__(name="linr_retrieval")
+  def __init__(self, model: RetrievalModel, index=None, max_k: int = MAX_K,
+               name: str = "linr_retrieval"):
+    """`index`: the searcher to serve (default `model.index`, custom ops)."""
+    super().__init__(name=name)
     self.query_tower = model.query_tower
-    self.index = model.index
+    self.index = model.index if index is None else index
     self.max_k = max_k
     self.query_specs = {
         s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
@@ -99,12 +101,17 @@ def next_version(base_path: str) -> int:
   return max(versions, default=0) + 1
 
 
-def export(model: RetrievalModel, base_path: str, version: int = None) -> str:
+def save_module(module: RetrievalModule, base_path: str, version: int = None
+                ) -> str:
   """Writes `<base_path>/<version>` (next free version if None); returns it."""
   version = next_version(base_path) if version is None else int(version)
   path = os.path.join(base_path, str(version))
   if os.path.exists(path):
     raise ValueError(f"export version {version} already exists at {path}")
-  module = RetrievalModule(model)
   tf.saved_model.save(module, path, signatures=module.signatures())
   return path
+
+
+def export(model: RetrievalModel, base_path: str, version: int = None) -> str:
+  """The fast SavedModel (custom ops) at `<base_path>/<version>`."""
+  return save_module(RetrievalModule(model), base_path, version)

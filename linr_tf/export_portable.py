@@ -24,9 +24,7 @@ and -inf.
 
 import tensorflow as tf
 
-from linr_tf.export import MAX_K, RetrievalModule, next_version
-
-import os
+from linr_tf.export import RetrievalModule, save_module
 
 _WS = r"\t\n\v\f\r "
 # One token per match: a quoted string, a bare word, punctuation, or any other
@@ -201,27 +199,8 @@ class PortableIndex(tf.Module):
     return vals, ids, count
 
 
-class PortableRetrievalModule(RetrievalModule):
-  """RetrievalModule whose index search uses stock ops only."""
-
-  def __init__(self, model, max_k: int = MAX_K):
-    tf.Module.__init__(self, name="linr_retrieval_portable")  # pylint: disable=non-parent-init-called
-    self.query_tower = model.query_tower
-    self.index = PortableIndex(model.index)
-    self.max_k = max_k
-    self.query_specs = {
-        s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
-                              else tf.string, name=s.name)
-        for s in model.cfg.query_features}
-    self.metadata = tf.constant(model.metadata())
-
-
 def export_portable(model, base_path: str, version: int = None) -> str:
   """Writes `<base_path>/<version>` with stock ops only; returns the path."""
-  version = next_version(base_path) if version is None else int(version)
-  path = os.path.join(base_path, str(version))
-  if os.path.exists(path):
-    raise ValueError(f"export version {version} already exists at {path}")
-  module = PortableRetrievalModule(model)
-  tf.saved_model.save(module, path, signatures=module.signatures())
-  return path
+  module = RetrievalModule(model, index=PortableIndex(model.index),
+                           name="linr_retrieval_portable")
+  return save_module(module, base_path, version)
