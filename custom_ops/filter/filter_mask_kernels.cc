@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "custom_ops/filter/filter_mask.h"
+#include "custom_ops/filter/filter_mask_validate.h"
 #include "custom_ops/filter/filter_program.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -57,28 +58,13 @@ class LinrFilterMaskOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& item_bits = ctx->input(0);
     const Tensor& program = ctx->input(1);
-    OP_REQUIRES(ctx, item_bits.dims() == 2,
-                errors::InvalidArgument("LinrFilterMask: item_bits must have rank 2, got shape ",
-                                        item_bits.shape().DebugString()));
-    OP_REQUIRES(ctx, program.dims() == 3,
-                errors::InvalidArgument("LinrFilterMask: program must have rank 3, got shape ",
-                                        program.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program));
     const int64_t num_items = item_bits.dim_size(0);
     const int64_t num_words = item_bits.dim_size(1);
     const int64_t batch = program.dim_size(0);
     const int64_t length = program.dim_size(1);
-    OP_REQUIRES(ctx, program.dim_size(2) == kProgramHeaderWords + num_words,
-                errors::InvalidArgument("LinrFilterMask: bitset words W mismatch: item_bits has W=",
-                                        num_words, " but program rows have 2 + W = ",
-                                        program.dim_size(2)));
     const int64_t row = kProgramHeaderWords + num_words;
     const int32_t* programs = program.flat<int32_t>().data();
-    for (int64_t b = 0; b < batch; ++b) {
-      const char* problem = ValidateProgram(programs + b * length * row, length, num_words);
-      OP_REQUIRES(ctx, problem == nullptr,
-                  errors::InvalidArgument("LinrFilterMask: invalid filter program for query ", b,
-                                          ": ", problem));
-    }
 
     const int64_t mask_words = (num_items + 31) / 32;
     Tensor* mask_out = nullptr;

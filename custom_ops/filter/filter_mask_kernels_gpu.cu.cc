@@ -5,6 +5,7 @@
 #define EIGEN_USE_GPU
 
 #include "custom_ops/filter/filter_mask_gpu.cu.h"
+#include "custom_ops/filter/filter_mask_validate.h"
 #include "custom_ops/filter/filter_program.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -28,30 +29,14 @@ class LinrFilterMaskGpuOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& item_bits = ctx->input(0);
     const Tensor& program = ctx->input(1);
-    OP_REQUIRES(ctx, item_bits.dims() == 2,
-                errors::InvalidArgument("LinrFilterMask: item_bits must have rank 2, got shape ",
-                                        item_bits.shape().DebugString()));
-    OP_REQUIRES(ctx, program.dims() == 3,
-                errors::InvalidArgument("LinrFilterMask: program must have rank 3, got shape ",
-                                        program.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program));
     const int64_t num_items = item_bits.dim_size(0);
     const int64_t num_words = item_bits.dim_size(1);
     const int64_t batch = program.dim_size(0);
     const int64_t length = program.dim_size(1);
-    OP_REQUIRES(ctx, program.dim_size(2) == kProgramHeaderWords + num_words,
-                errors::InvalidArgument("LinrFilterMask: bitset words W mismatch: item_bits has W=",
-                                        num_words, " but program rows have 2 + W = ",
-                                        program.dim_size(2)));
     OP_REQUIRES(ctx, num_words >= 1 && num_words <= 320,
                 errors::InvalidArgument("LinrFilterMask: GPU kernel needs 1 <= W <= 320, got ",
                                         num_words));
-    const int32_t* host_prog = program.flat<int32_t>().data();
-    const int64_t prog_stride = length * (kProgramHeaderWords + num_words);
-    for (int64_t b = 0; b < batch; ++b) {
-      const char* msg = ValidateProgram(host_prog + b * prog_stride, length, num_words);
-      OP_REQUIRES(ctx, msg == nullptr,
-                  errors::InvalidArgument("LinrFilterMask: query ", b, ": ", msg));
-    }
     const int64_t mask_words = (num_items + 31) / 32;
     Tensor* mask = nullptr;
     Tensor* count = nullptr;
@@ -61,7 +46,8 @@ class LinrFilterMaskGpuOp : public OpKernel {
     Tensor dev_prog;
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32, program.shape(), &dev_prog));
     const cudaStream_t stream = ctx->eigen_device<GPUDevice>().stream();
-    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(batch * prog_stride);
+    const int32_t* host_prog = program.flat<int32_t>().data();
+    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(program.NumElements());
     cudaError_t err = cudaSuccess;
     if (bytes > 0) {
       err = cudaMemcpyAsync(dev_prog.flat<int32_t>().data(), host_prog, bytes,

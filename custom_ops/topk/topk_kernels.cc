@@ -23,6 +23,7 @@
 
 #include "custom_ops/topk/topk_common.h"
 #include "custom_ops/topk/topk_cpu.h"
+#include "custom_ops/topk/topk_validate.h"
 #include "tensorflow/core/framework/bfloat16.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -131,35 +132,12 @@ class TopKOp : public OpKernel {
     const Tensor& mask = ctx->input(2);
     const Tensor& k_tensor = ctx->input(3);
 
-    auto rank_error = [](const char* name, int rank, const Tensor& t) {
-      return errors::InvalidArgument(kName, ": ", name, " must have rank ", rank,
-                                     ", got shape ", t.shape().DebugString());
-    };
-    OP_REQUIRES(ctx, queries.dims() == 2, rank_error("queries", 2, queries));
-    OP_REQUIRES(ctx, items.dims() == 2, rank_error("items", 2, items));
-    OP_REQUIRES(ctx, mask.dims() == 2, rank_error("mask", 2, mask));
-    OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(k_tensor.shape()), rank_error("k", 0, k_tensor));
-
+    int64_t k = 0;
+    OP_REQUIRES_OK(ctx, ValidateTopKInputs(kName, queries, items, mask, k_tensor, &k));
     const int64_t batch = queries.dim_size(0);
     const int64_t dim = queries.dim_size(1);
     const int64_t num_items = items.dim_size(0);
     const int64_t num_words = mask.dim_size(1);
-    const int64_t k = k_tensor.scalar<int32_t>()();
-
-    OP_REQUIRES(ctx, k > 0, errors::InvalidArgument(kName, ": k must be positive, got ", k));
-    OP_REQUIRES(ctx, items.dim_size(1) == dim,
-                errors::InvalidArgument(kName, ": embedding dimension d mismatch: queries have d=",
-                                        dim, " but items have d=", items.dim_size(1)));
-    OP_REQUIRES(ctx, mask.dim_size(0) == batch,
-                errors::InvalidArgument(kName, ": batch size B mismatch: queries ", batch,
-                                        ", mask ", mask.dim_size(0)));
-    OP_REQUIRES(ctx, num_words == (num_items + 31) / 32,
-                errors::InvalidArgument(kName, ": mask words M mismatch: N=", num_items,
-                                        " items need M=ceil(N/32)=", (num_items + 31) / 32,
-                                        " words but mask has M=", num_words));
-    OP_REQUIRES(ctx, num_items <= std::numeric_limits<int32_t>::max(),
-                errors::InvalidArgument(kName, ": too many items for int32 indices: ",
-                                        num_items));
 
     Tensor* scores_out = nullptr;
     Tensor* indices_out = nullptr;

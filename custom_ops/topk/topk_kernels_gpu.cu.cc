@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 
 #include "custom_ops/topk/topk_gpu.cu.h"
+#include "custom_ops/topk/topk_validate.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -50,34 +51,10 @@ class TopKGpuOp : public OpKernel {
     const Tensor& items = ctx->input(1);
     const Tensor& mask = ctx->input(2);
     const Tensor& k_t = ctx->input(3);
-    OP_REQUIRES(ctx, queries.dims() == 2,
-                errors::InvalidArgument(op, ": queries must have rank 2, got ",
-                                        queries.shape().DebugString()));
-    OP_REQUIRES(ctx, items.dims() == 2,
-                errors::InvalidArgument(op, ": items must have rank 2, got ",
-                                        items.shape().DebugString()));
-    OP_REQUIRES(ctx, mask.dims() == 2,
-                errors::InvalidArgument(op, ": mask must have rank 2, got ",
-                                        mask.shape().DebugString()));
-    OP_REQUIRES(ctx, k_t.dims() == 0,
-                errors::InvalidArgument(op, ": k must be a scalar, got ",
-                                        k_t.shape().DebugString()));
-    const int64_t k = k_t.scalar<int32_t>()();
-    OP_REQUIRES(ctx, k > 0, errors::InvalidArgument(op, ": k must be positive, got ", k));
+    int64_t k = 0;
+    OP_REQUIRES_OK(ctx, ValidateTopKInputs(op, queries, items, mask, k_t, &k));
     const int64_t batch = queries.dim_size(0), dim = queries.dim_size(1);
     const int64_t num_items = items.dim_size(0);
-    OP_REQUIRES(ctx, items.dim_size(1) == dim,
-                errors::InvalidArgument(op, ": dimension mismatch: queries d=", dim,
-                                        " but items d=", items.dim_size(1)));
-    OP_REQUIRES(ctx, mask.dim_size(0) == batch,
-                errors::InvalidArgument(op, ": mask has ", mask.dim_size(0),
-                                        " rows but there are ", batch, " queries"));
-    OP_REQUIRES(ctx, mask.dim_size(1) == (num_items + 31) / 32,
-                errors::InvalidArgument(op, ": mask must have ceil(N/32) = ",
-                                        (num_items + 31) / 32, " words per row, got ",
-                                        mask.dim_size(1)));
-    OP_REQUIRES(ctx, num_items <= (int64_t{1} << 31) - 1,
-                errors::InvalidArgument(op, ": more than 2^31-1 items"));
     OP_REQUIRES(ctx, std::min(k, num_items) <= gpu::kMaxK,
                 errors::Unimplemented(op, ": the GPU kernel supports min(k, N) <= ",
                                       gpu::kMaxK, ", got ", std::min(k, num_items)));
