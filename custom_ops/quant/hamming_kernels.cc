@@ -22,6 +22,7 @@
 #include "custom_ops/quant/hamming_common.h"
 #include "custom_ops/quant/hamming_validate.h"
 #include "custom_ops/topk/topk_common.h"
+#include "custom_ops/topk/topk_merge.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -249,26 +250,7 @@ class HammingTopKOp : public OpKernel {
     int32_t* indices = indices_out->flat<int32_t>().data();
     int32_t* counts = count_out->flat<int32_t>().data();
     auto merge_query = [&](int64_t b) {
-      std::vector<ScoredItem> merged;
-      for (int64_t s = 0; s < shards; ++s) {
-        const auto& part = partial[s * batch + b];
-        merged.insert(merged.end(), part.begin(), part.end());
-      }
-      const int64_t kept = std::min<int64_t>(k, merged.size());
-      auto by_rank = [](const ScoredItem& x, const ScoredItem& y) { return RanksBefore(x, y); };
-      if (kept > 0 && kept < static_cast<int64_t>(merged.size())) {
-        std::nth_element(merged.begin(), merged.begin() + (kept - 1), merged.end(), by_rank);
-      }
-      std::sort(merged.begin(), merged.begin() + kept, by_rank);
-      for (int64_t j = 0; j < kept; ++j) {
-        scores[b * k + j] = merged[j].score;
-        indices[b * k + j] = merged[j].index;
-      }
-      for (int64_t j = kept; j < k; ++j) {
-        scores[b * k + j] = -std::numeric_limits<float>::infinity();
-        indices[b * k + j] = -1;
-      }
-      counts[b] = static_cast<int32_t>(kept);
+      MergeShardsForQuery(partial, shards, batch, k, b, scores, indices, counts);
     };
     pool->ParallelFor(batch, std::max<int64_t>(1, shards * k * 8),
                       [&](int64_t begin, int64_t end) {

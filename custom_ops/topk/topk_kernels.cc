@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "custom_ops/topk/topk_common.h"
+#include "custom_ops/topk/topk_merge.h"
 #include "custom_ops/topk/topk_cpu.h"
 #include "custom_ops/topk/topk_validate.h"
 #include "tensorflow/core/framework/bfloat16.h"
@@ -200,28 +201,7 @@ class TopKOp : public OpKernel {
     int32_t* indices = indices_out->flat<int32_t>().data();
     int32_t* counts = count_out->flat<int32_t>().data();
     auto merge_query = [&](int64_t b) {
-      std::vector<ScoredItem> merged;
-      for (int64_t shard = 0; shard < item_shards; ++shard) {
-        const auto& part = partial[shard * batch + b];
-        merged.insert(merged.end(), part.begin(), part.end());
-      }
-      const int64_t kept = std::min<int64_t>(k, merged.size());
-      auto by_rank = [](const ScoredItem& x, const ScoredItem& y) { return RanksBefore(x, y); };
-      // Select, then sort only the kept prefix (faster than a heap-based
-      // partial_sort for large k).
-      if (kept > 0 && kept < static_cast<int64_t>(merged.size())) {
-        std::nth_element(merged.begin(), merged.begin() + (kept - 1), merged.end(), by_rank);
-      }
-      std::sort(merged.begin(), merged.begin() + kept, by_rank);
-      for (int64_t j = 0; j < kept; ++j) {
-        scores[b * k + j] = merged[j].score;
-        indices[b * k + j] = merged[j].index;
-      }
-      for (int64_t j = kept; j < k; ++j) {
-        scores[b * k + j] = -std::numeric_limits<float>::infinity();
-        indices[b * k + j] = -1;
-      }
-      counts[b] = static_cast<int32_t>(kept);
+      MergeShardsForQuery(partial, item_shards, batch, k, b, scores, indices, counts);
     };
     const int64_t merge_cost = std::max<int64_t>(1, item_shards * k * 8);
     pool->ParallelFor(batch, merge_cost, [&](int64_t begin, int64_t end) {

@@ -12,35 +12,34 @@
 
 namespace linr {
 
-// Checks ranks and shapes of (queries [B,d], items [N,d], mask [B,ceil(N/32)],
-// k scalar > 0); on success stores k (k_tensor must be in host memory).
-inline absl::Status ValidateTopKInputs(const char* op, const tensorflow::Tensor& queries,
-                                       const tensorflow::Tensor& items,
-                                       const tensorflow::Tensor& mask,
-                                       const tensorflow::Tensor& k_tensor, int64_t* k) {
+// Checks shared by every top-k op over a pass mask: ranks of (queries [B, X],
+// items [N, X], mask [B, ceil(N/32)], k scalar), k > 0, the mask's shape and
+// N < 2^31; stores k (k_tensor must be in host memory). The widths X are
+// checked by the caller, whose message knows what a width means.
+inline absl::Status ValidateMaskedTopKShapes(const char* op, const char* query_name,
+                                             const char* item_name,
+                                             const tensorflow::Tensor& queries,
+                                             const tensorflow::Tensor& items,
+                                             const tensorflow::Tensor& mask,
+                                             const tensorflow::Tensor& k_tensor, int64_t* k) {
   namespace errors = ::tensorflow::errors;
   auto rank_error = [op](const char* name, int rank, const tensorflow::Tensor& t) {
     return errors::InvalidArgument(op, ": ", name, " must have rank ", rank, ", got shape ",
                                    t.shape().DebugString());
   };
-  if (queries.dims() != 2) return rank_error("queries", 2, queries);
-  if (items.dims() != 2) return rank_error("items", 2, items);
+  if (queries.dims() != 2) return rank_error(query_name, 2, queries);
+  if (items.dims() != 2) return rank_error(item_name, 2, items);
   if (mask.dims() != 2) return rank_error("mask", 2, mask);
   if (!tensorflow::TensorShapeUtils::IsScalar(k_tensor.shape())) {
     return rank_error("k", 0, k_tensor);
   }
   const int64_t batch = queries.dim_size(0);
-  const int64_t dim = queries.dim_size(1);
   const int64_t num_items = items.dim_size(0);
   *k = k_tensor.scalar<int32_t>()();
   if (*k <= 0) return errors::InvalidArgument(op, ": k must be positive, got ", *k);
-  if (items.dim_size(1) != dim) {
-    return errors::InvalidArgument(op, ": embedding dimension d mismatch: queries have d=", dim,
-                                   " but items have d=", items.dim_size(1));
-  }
   if (mask.dim_size(0) != batch) {
-    return errors::InvalidArgument(op, ": batch size B mismatch: queries ", batch, ", mask ",
-                                   mask.dim_size(0));
+    return errors::InvalidArgument(op, ": batch size B mismatch: ", query_name, " ", batch,
+                                   ", mask ", mask.dim_size(0));
   }
   if (mask.dim_size(1) != (num_items + 31) / 32) {
     return errors::InvalidArgument(op, ": mask words M mismatch: N=", num_items,
@@ -49,6 +48,22 @@ inline absl::Status ValidateTopKInputs(const char* op, const tensorflow::Tensor&
   }
   if (num_items > std::numeric_limits<int32_t>::max()) {
     return errors::InvalidArgument(op, ": too many items for int32 indices: ", num_items);
+  }
+  return absl::OkStatus();
+}
+
+// LinrMaskedTopK / LinrPrefilterTopK: queries [B, d], items [N, d].
+inline absl::Status ValidateTopKInputs(const char* op, const tensorflow::Tensor& queries,
+                                       const tensorflow::Tensor& items,
+                                       const tensorflow::Tensor& mask,
+                                       const tensorflow::Tensor& k_tensor, int64_t* k) {
+  absl::Status status =
+      ValidateMaskedTopKShapes(op, "queries", "items", queries, items, mask, k_tensor, k);
+  if (!status.ok()) return status;
+  if (items.dim_size(1) != queries.dim_size(1)) {
+    return tensorflow::errors::InvalidArgument(
+        op, ": embedding dimension d mismatch: queries have d=", queries.dim_size(1),
+        " but items have d=", items.dim_size(1));
   }
   return absl::OkStatus();
 }
