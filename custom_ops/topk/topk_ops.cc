@@ -1,72 +1,16 @@
 // Registration of LinrMaskedTopK and LinrPrefilterTopK: shape function and
 // documentation (both ops share inputs, outputs and results).
+#include "custom_ops/topk/topk_shape.h"
 #include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/framework/tensor.h"
 
 namespace linr {
 
-using ::tensorflow::Status;
-using ::tensorflow::shape_inference::DimensionHandle;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
-namespace errors = ::tensorflow::errors;
-
 namespace {
-
-// Merges two dimensions or fails with a message naming both operands.
-Status MergeDim(InferenceContext* c, const char* op, DimensionHandle a, DimensionHandle b,
-                const char* what, DimensionHandle* out) {
-  if (!c->Merge(a, b, out).ok()) {
-    return errors::InvalidArgument(op, ": ", what, " mismatch: ", c->DebugString(a),
-                                   " vs ", c->DebugString(b));
-  }
-  return absl::OkStatus();
-}
-
-Status WithRankNamed(InferenceContext* c, const char* op, int input, int rank,
-                     const char* name, ShapeHandle* out) {
-  if (!c->WithRank(c->input(input), rank, out).ok()) {
-    return errors::InvalidArgument(op, ": ", name, " must have rank ", rank,
-                                   ", got shape ", c->DebugString(c->input(input)));
-  }
-  return absl::OkStatus();
-}
-
 
 // Shape function shared by both top-k ops.
 template <const char* const* kOp>
-Status TopKShape(InferenceContext* c) {
-  const char* op = *kOp;
-  ShapeHandle queries, items, mask, k;
-  TF_RETURN_IF_ERROR(WithRankNamed(c, op, 0, 2, "queries", &queries));
-  TF_RETURN_IF_ERROR(WithRankNamed(c, op, 1, 2, "items", &items));
-  TF_RETURN_IF_ERROR(WithRankNamed(c, op, 2, 2, "mask", &mask));
-  TF_RETURN_IF_ERROR(WithRankNamed(c, op, 3, 0, "k", &k));
-  DimensionHandle batch, dim;
-  TF_RETURN_IF_ERROR(MergeDim(c, op, c->Dim(queries, 1), c->Dim(items, 1),
-                              "embedding dimension d (queries vs items)", &dim));
-  TF_RETURN_IF_ERROR(MergeDim(c, op, c->Dim(queries, 0), c->Dim(mask, 0),
-                              "batch size B (queries vs mask)", &batch));
-  if (c->ValueKnown(c->Dim(items, 0)) && c->ValueKnown(c->Dim(mask, 1))) {
-    const int64_t n = c->Value(c->Dim(items, 0));
-    const int64_t m = c->Value(c->Dim(mask, 1));
-    if (m != (n + 31) / 32) {
-      return errors::InvalidArgument(op, ": mask words M mismatch: N=", n,
-                                     " items need M=ceil(N/32)=", (n + 31) / 32,
-                                     " words but mask has M=", m);
-    }
-  }
-  DimensionHandle k_dim = c->UnknownDim();
-  if (const ::tensorflow::Tensor* k_value = c->input_tensor(3)) {
-    const int32_t k_int = k_value->scalar<int32_t>()();
-    if (k_int <= 0) return errors::InvalidArgument(op, ": k must be positive, got ", k_int);
-    k_dim = c->MakeDim(k_int);
-  }
-  c->set_output(0, c->Matrix(batch, k_dim));
-  c->set_output(1, c->Matrix(batch, k_dim));
-  c->set_output(2, c->Vector(batch));
-  return absl::OkStatus();
+absl::Status TopKShape(::tensorflow::shape_inference::InferenceContext* c) {
+  return MaskedTopKShape(c, *kOp, "queries", "items", "embedding dimension d");
 }
 
 const char* const kMaskedName = "LinrMaskedTopK";
