@@ -9,10 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo -n "$@"; fi; }
 
-# 1. System packages: Bazel 4.2.3 (offline-capable, see WORKSPACE), compilers.
+# 1. System packages: Bazel 4.2.3 (offline-capable, see WORKSPACE), compilers,
+#    redis-server (for the live-update ingestor's Redis Streams source).
 need=()
 command -v bazel >/dev/null 2>&1 || need+=(bazel-bootstrap)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+# redis-server: the Redis Streams change source (tests start it on loopback).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ((${#need[@]})); then
   echo "install: apt-get install ${need[*]}"
   as_root apt-get update -qq
