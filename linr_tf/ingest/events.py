@@ -1,0 +1,321 @@
+"""Versioned change events: the JSON wire format and validation.
+
+One event per record, a JSON object (never pickle):
+
+    {"item_id": "p123", "version": 17, "op": "upsert_embedding",
+     "event_time": 1767000000.25,
+     "payload": {"embedding": [0.1, ...], "attributes": {"lang": "en", ...}}}
+
+  item_id     non-empty string, the external item id
+  version     int64, per item; the contract's version semantics decide what
+              applies (an older version never overwrites a newer one)
+  op          "upsert"             payload {"features": {item feature: value}}:
+                                   embedded by the item tower in the model; the
+                                   filter attributes come from the same values
+              "upsert_embedding"   payload {"embedding": [dim floats],
+                                   "attributes": {attribute: value}}
+              "delete"             no payload (null or {})
+              "update_attributes"  payload {"attributes": {attribute: value}}
+  event_time  float seconds on the producer's clock (freshness is measured
+              from it to the moment the item is searchable)
+
+Categorical values are strings; a multi-valued one is a list of strings or one
+string joined by the separator ("ai|ml"). Numeric values are finite numbers.
+Every filter attribute must be given (attributes are replaced whole). In
+`upsert`, id-typed features left out are filled with `item_id`.
+
+`decode(text)` parses and checks the shape of an event; `Validator(spec)`
+checks it against the index (width, known attribute values, finiteness) and
+returns the normalised event. Both raise `BadEvent(reason)`; the reason is
+what the dead-letter log records.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+UPSERT = "upsert"
+UPSERT_EMBEDDING = "upsert_embedding"
+DELETE = "delete"
+UPDATE_ATTRIBUTES = "update_attributes"
+OPS = (UPSERT, UPSERT_EMBEDDING, DELETE, UPDATE_ATTRIBUTES)
+FIELDS = ("item_id", "version", "op", "event_time")
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+class BadEvent(ValueError):
+  """A malformed or invalid event; str(e) is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+  item_id: str
+  version: int
+  op: str
+  event_time: float
+  payload: Optional[Dict[str, Any]] = None
+
+  def to_dict(self) -> Dict[str, Any]:
+    d = {"item_id": self.item_id, "version": int(self.version), "op": self.op,
+         "event_time": float(self.event_time)}
+    if self.payload is not None:
+      d["payload"] = _jsonable(self.payload)
+    return d
+
+  def to_json(self) -> str:
+    """One line of JSON (no newline inside)."""
+    return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def _jsonable(x):
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  if isinstance(x, dict):
+    return {k: _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.generic):
+    return x.item()
+  return x
+
+
+def upsert(item_id, version, features, event_time) -> Event:
+  return Event(item_id, int(version), UPSERT, float(event_time),
+               {"features": dict(features)})
+
+
+def upsert_embedding(item_id, version, embedding, attributes, event_time
+                     ) -> Event:
+  return Event(item_id, int(version), UPSERT_EMBEDDING, float(event_time),
+               {"embedding": [float(x) for x in embedding],
+                "attributes": dict(attributes)})
+
+
+def delete(item_id, version, event_time) -> Event:
+  return Event(item_id, int(version), DELETE, float(event_time), None)
+
+
+def update_attributes(item_id, version, attributes, event_time) -> Event:
+  return Event(item_id, int(version), UPDATE_ATTRIBUTES, float(event_time),
+               {"attributes": dict(attributes)})
+
+
+def _is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def decode(data) -> Event:
+  """Parses one record (str or bytes) into an `Event`; BadEvent otherwise.
+
+  Checks the envelope only (fields, types, op, payload shape); values are
+  checked against the index by `Validator`.
+  """
+  if isinstance(data, (bytes, bytearray)):
+    try:
+      data = bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+      raise BadEvent("not UTF-8") from None
+  try:
+    obj = json.loads(data)
+  except (json.JSONDecodeError, RecursionError) as e:
+    raise BadEvent(f"malformed JSON: {e}") from None
+  if not isinstance(obj, dict):
+    raise BadEvent(f"event must be a JSON object, got {type(obj).__name__}")
+  missing = [f for f in FIELDS if f not in obj]
+  if missing:
+    raise BadEvent(f"missing field(s) {missing}")
+  unknown = sorted(set(obj) - set(FIELDS) - {"payload"})
+  if unknown:
+    raise BadEvent(f"unknown field(s) {unknown}")
+  item_id, version, op, event_time = (obj[f] for f in FIELDS)
+  if not isinstance(item_id, str) or not item_id:
+    raise BadEvent(f"item_id must be a non-empty string, got {item_id!r}")
+  if "\x00" in item_id:
+    raise BadEvent("item_id contains NUL")
+  if not isinstance(version, int) or isinstance(version, bool):
+    raise BadEvent(f"version must be an integer, got {version!r}")
+  if not INT64_MIN <= version <= INT64_MAX:
+    raise BadEvent(f"version {version} is out of the int64 range")
+  if op not in OPS:
+    raise BadEvent(f"op must be one of {', '.join(OPS)}, got {op!r}")
+  if not _is_number(event_time) or not math.isfinite(event_time):
+    raise BadEvent(f"event_time must be a finite number, got {event_time!r}")
+  payload = obj.get("payload")
+  if op == DELETE:
+    if payload not in (None, {}):
+      raise BadEvent("delete takes no payload")
+    payload = None
+  else:
+    if not isinstance(payload, dict):
+      raise BadEvent(f"{op} needs a payload object")
+    need = {UPSERT: ("features",), UPSERT_EMBEDDING: ("embedding", "attributes"),
+            UPDATE_ATTRIBUTES: ("attributes",)}[op]
+    absent = [k for k in need if k not in payload]
+    if absent:
+      raise BadEvent(f"{op} payload is missing {absent}")
+    extra = sorted(set(payload) - set(need))
+    if extra:
+      raise BadEvent(f"{op} payload has unknown key(s) {extra}")
+  return Event(item_id, version, op, float(event_time), payload)
+
+
+@dataclasses.dataclass
+class Spec:
+  """What the index accepts: from a LiveIndex (`Spec.from_live`) or by hand."""
+  dim: int
+  schema: Any                       # linr_tf.filter.AttributeSchema
+  item_features: List[Tuple[str, str]]
+  attributes: List[str]
+  separator: str = "|"
+
+  @classmethod
+  def from_live(cls, live) -> "Spec":
+    return cls(int(live.dim), live.schema,
+               [(str(n), str(t)) for n, t in live.item_features],
+               [str(a) for a in live.attributes],
+               getattr(live, "separator", "|"))
+
+
+class Validator:
+  """Checks events against a `Spec`; `check(event)` -> normalised event.
+
+  Normalised payloads: "features" / "attributes" map names to a str
+  (multi-valued joined by the separator) or a float; "embedding" is a list of
+  `dim` floats. Raises BadEvent with the reason otherwise.
+  """
+
+  def __init__(self, spec: Spec):
+    from linr_tf import filter as filter_lib  # pylint: disable=g-import-not-at-top
+    self.spec = spec
+    self.sep = spec.separator
+    numeric = spec.schema.numeric_attributes
+    self._numeric_attrs = set(numeric)
+    self._known: Dict[str, set] = {a: set() for a in
+                                   spec.schema.categorical_attributes}
+    for key in spec.schema.keys[1:]:
+      kind, attr, value = filter_lib._parse_key(key)  # pylint: disable=protected-access
+      if kind == "categorical":
+        self._known[attr].add(value)
+    self._attrs = list(spec.attributes)
+    for a in self._attrs:
+      if a not in self._known and a not in self._numeric_attrs:
+        raise ValueError(f"attribute '{a}' is not in the schema")
+    self._features = dict(spec.item_features)
+
+  def check(self, event: Event) -> Event:
+    p = event.payload
+    if event.op == DELETE:
+      return event
+    if event.op == UPSERT_EMBEDDING:
+      payload = {"embedding": self._embedding(p["embedding"]),
+                 "attributes": self._attributes(p["attributes"])}
+    elif event.op == UPDATE_ATTRIBUTES:
+      payload = {"attributes": self._attributes(p["attributes"])}
+    else:
+      payload = {"features": self._item_features(p["features"], event.item_id)}
+    return dataclasses.replace(event, payload=payload)
+
+  def _embedding(self, values) -> List[float]:
+    if not isinstance(values, list):
+      raise BadEvent(f"embedding must be a list of {self.spec.dim} numbers")
+    if len(values) != self.spec.dim:
+      raise BadEvent(f"embedding has width {len(values)}, the index takes "
+                     f"{self.spec.dim}")
+    for i, x in enumerate(values):
+      if not _is_number(x):
+        raise BadEvent(f"embedding[{i}] is not a number: {x!r}")
+      if not math.isfinite(x):
+        raise BadEvent(f"embedding[{i}] is {x} (must be finite)")
+      if abs(x) > 3.4e38:
+        raise BadEvent(f"embedding[{i}] = {x} overflows float32")
+    return [float(x) for x in values]
+
+  def _categorical(self, what, value, known: Optional[set]) -> str:
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+      if not isinstance(v, str):
+        raise BadEvent(f"{what} must be a string or a list of strings, got "
+                       f"{v!r}")
+      parts = v.split(self.sep) if isinstance(value, str) else [v]
+      if not isinstance(value, str) and self.sep in v:
+        raise BadEvent(f"{what}: list value {v!r} contains the separator "
+                       f"{self.sep!r}")
+      for part in parts:
+        if known is not None and part and part not in known:
+          raise BadEvent(f"{what}: unknown value {part!r}")
+        if "\x00" in part:
+          raise BadEvent(f"{what}: value contains NUL")
+      out.extend(parts)
+    return self.sep.join(out)
+
+  def _numeric(self, what, value) -> float:
+    if not _is_number(value):
+      raise BadEvent(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+      raise BadEvent(f"{what} is {value} (must be finite)")
+    return float(value)
+
+  def _attributes(self, attrs) -> Dict[str, Any]:
+    if not isinstance(attrs, dict):
+      raise BadEvent("attributes must be an object")
+    missing = [a for a in self._attrs if a not in attrs]
+    if missing:
+      raise BadEvent(f"missing attribute(s) {missing}")
+    unknown = sorted(set(attrs) - set(self._attrs))
+    if unknown:
+      raise BadEvent(f"unknown attribute(s) {unknown}")
+    out = {}
+    for a in self._attrs:
+      what = f"attribute '{a}'"
+      if a in self._numeric_attrs:
+        out[a] = self._numeric(what, attrs[a])
+      else:
+        out[a] = self._categorical(what, attrs[a], self._known[a])
+    return out
+
+  def _item_features(self, feats, item_id) -> Dict[str, Any]:
+    if not isinstance(feats, dict):
+      raise BadEvent("features must be an object")
+    unknown = sorted(set(feats) - set(self._features))
+    if unknown:
+      raise BadEvent(f"unknown feature(s) {unknown}")
+    out = {}
+    missing = []
+    for name, kind in self._features.items():
+      what = f"feature '{name}'"
+      if name not in feats:
+        if kind == "id":
+          out[name] = item_id
+          continue
+        missing.append(name)
+        continue
+      value = feats[name]
+      if kind == "numeric":
+        out[name] = self._numeric(what, value)
+      else:
+        known = self._known.get(name) if name in self._attrs else None
+        out[name] = self._categorical(what, value, known)
+    if missing:
+      raise BadEvent(f"missing feature(s) {missing}")
+    return out
+
+
+def parse(data, validator: Validator) -> Event:
+  """decode + check: a normalised event, or BadEvent(reason)."""
+  return validator.check(decode(data))
+
+
+def attribute_columns(events: Sequence[Event], attributes: Sequence[str],
+                      numeric: set, key: str = "attributes"
+                      ) -> Dict[str, np.ndarray]:
+  """Columns for the LiveIndex write methods from normalised events."""
+  cols = {}
+  for a in attributes:
+    vals = [e.payload[key][a] for e in events]
+    cols[a] = (np.asarray(vals, np.float32) if a in numeric
+               else np.asarray(vals, dtype=object))
+  return cols
