@@ -1,5 +1,6 @@
 // Standalone C API over the LiNR CUDA launchers (no TensorFlow), built into
-// liblinr_cuda.so by build.sh; used by bench/gpu/harness.py through ctypes.
+// liblinr_cuda.so by build.sh; used by bench/gpu/harness.py and
+// bench/gpu/hamming_harness.py through ctypes.
 // All pointers are device pointers; `stream` is a cudaStream_t (0 = default).
 // Return value: 0 on success, else a cudaError_t code.
 #include <cuda_bf16.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 
 #include "custom_ops/filter/filter_mask_gpu.cu.h"
+#include "custom_ops/quant/hamming_gpu.cu.h"
 #include "custom_ops/topk/topk_gpu.cu.h"
 
 extern "C" {
@@ -59,6 +61,22 @@ int linr_topk(const float* queries, const void* items, int dtype, const int32_t*
       e = cudaErrorInvalidValue;
   }
   return static_cast<int>(e);
+}
+
+size_t linr_hamming_topk_workspace_bytes(int64_t batch, int64_t num_items, int64_t k) {
+  return linr::hamming_gpu::HammingWorkspaceBytes(batch, num_items, k);
+}
+
+// LinrHammingTopK: query_codes int32 [B, words], item_codes int32 [N, words],
+// mask int32 [B, ceil(N/32)] or NULL (every item passes); outputs scores
+// float32 [B, k], indices int32 [B, k], count int32 [B]. N <= INT32_MAX.
+int linr_hamming_topk(const int32_t* query_codes, const int32_t* item_codes, const int32_t* mask,
+                      int64_t batch, int64_t num_items, int64_t words, int64_t k,
+                      void* workspace, size_t workspace_bytes, float* scores, int32_t* indices,
+                      int32_t* count, void* stream) {
+  return static_cast<int>(linr::hamming_gpu::LaunchHammingTopK(
+      query_codes, item_codes, mask, batch, num_items, words, k, workspace, workspace_bytes,
+      scores, indices, count, static_cast<cudaStream_t>(stream)));
 }
 
 }  // extern "C"

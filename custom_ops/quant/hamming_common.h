@@ -1,5 +1,5 @@
-// Scoring rules of LinrHammingTopK shared by the CPU kernel and a future CUDA
-// kernel (no TensorFlow dependency).
+// Scoring rules of LinrHammingTopK shared by the CPU kernel and the CUDA
+// kernel (hamming_gpu.cu.h) (no TensorFlow dependency).
 //
 // Codes are m = 32 * Wc bits packed little-endian into int32 words: bit j of a
 // code is bit j % 32 of word j / 32. The score of an item is the number of
@@ -49,6 +49,21 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE int MatchingBits(const uint32_t* a, const uin
 LINR_HOST_DEVICE LINR_FORCE_INLINE uint32_t HammingValidBits(int64_t w, int64_t num_items) {
   const int64_t left = num_items - w * 32;
   return left >= 32 ? 0xFFFFFFFFu : ((1u << left) - 1u);
+}
+
+// Sort key of (score, index) used by the CUDA kernel's selection: a larger key
+// ranks first under RanksBefore (topk_common.h: score descending, ties by
+// smaller index) for scores in [0, 2^31) and indices in [0, 2^32). High 32
+// bits: the score; low 32 bits: ~index. Keys of distinct items are distinct.
+LINR_HOST_DEVICE LINR_FORCE_INLINE uint64_t HammingKey(int score, int64_t index) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(score)) << 32) |
+         static_cast<uint64_t>(~static_cast<uint32_t>(index));
+}
+LINR_HOST_DEVICE LINR_FORCE_INLINE int HammingKeyScore(uint64_t key) {
+  return static_cast<int>(key >> 32);
+}
+LINR_HOST_DEVICE LINR_FORCE_INLINE int32_t HammingKeyIndex(uint64_t key) {
+  return static_cast<int32_t>(~static_cast<uint32_t>(key));
 }
 
 }  // namespace linr
