@@ -13,6 +13,19 @@ query feature, [B]), `filter` (tf.string [B], "" = no filter) and `k`
 Slots past `count` are padding: id "" and score -inf.
 Signature `retrieve_with_options` adds `strategy` (tf.string scalar: "auto",
 "mask" for similarity masking, or "prefilter" for explicit pre-filtering).
+
+Live-update signatures (see `ItemIndex` for the version rule); each returns
+`applied` (bool [B], False = stale version / unknown item), item ids unique
+per call:
+  * `upsert_items`: `version` (int64 [B]) + every item-tower feature (the item
+    id feature included): embedded by the item tower in-graph, attributes from
+    the same columns — how cold-start items enter;
+  * `upsert_embeddings`: `item_id`, `version`, `embedding` (float32 [B, dim])
+    and one column per filter attribute;
+  * `delete_items`: `item_id`, `version`;
+  * `update_attributes`: `item_id`, `version` and the attribute columns.
+Attribute columns are tf.string [B] (multi-valued cells joined by the config's
+separator) or float32 [B] for numeric attributes.
 """
 
 import os
@@ -20,10 +33,13 @@ import re
 
 import tensorflow as tf
 
+from linr_tf.filter import AttributeEncoder
+from linr_tf.index.item_index import ItemIndex
 from linr_tf.model import RetrievalModel
 
 MAX_K = 4096
 STRATEGIES = ("auto", "mask", "prefilter")
+UPDATE_INPUTS = ("item_id", "version", "embedding")
 
 
 class RetrievalModule(tf.Module):
@@ -40,7 +56,29 @@ class RetrievalModule(tf.Module):
         s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
                               else tf.string, name=s.name)
         for s in model.cfg.query_features}
-    self.metadata = tf.constant(model.metadata())
+    # Config, vocabularies and bit layout (JSON), for clients such as LiveIndex.
+    self.metadata = tf.Variable(model.metadata(), trainable=False, name="metadata")
+    self.live = isinstance(self.index, ItemIndex)
+    if self.live:
+      cfg = model.cfg
+      self.item_tower = model.item_tower
+      self.item_id_feature = cfg.item_id_feature
+      self.attribute_encoder = AttributeEncoder(model.schema.keys, cfg.separator)
+      types = {s.name: s.type for s in cfg.item_features}
+      self.item_specs = {
+          s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
+                                else tf.string, name=s.name)
+          for s in cfg.item_features}
+      self.attribute_specs = {
+          a: tf.TensorSpec([None], tf.float32 if types.get(a) == "numeric"
+                           else tf.string, name=a)
+          for a in self.attribute_encoder.attributes}
+      clash = sorted((set(self.item_specs) | set(self.attribute_specs))
+                     & {"version", "embedding"}
+                     | set(self.attribute_specs) & {"item_id"})
+      if clash:
+        raise ValueError(f"feature/attribute name(s) {clash} clash with update "
+                         f"signature inputs {UPDATE_INPUTS}")
 
   def retrieve(self, inputs, strategy=None):
     # Signature functions do not check shapes of what they are fed: do it here.
@@ -70,6 +108,13 @@ class RetrievalModule(tf.Module):
           message=f"strategy must be one of {', '.join(STRATEGIES)}"))
     with tf.control_dependencies(checks):
       queries = self.query_tower(features)
+    return self._search(queries, filters, k, strategy, checks)
+
+  def _search(self, queries, filters, k, strategy=None, checks=()):
+    if strategy is not None:
+      is_known = tf.equal(tf.constant(STRATEGIES), strategy)
+    with tf.control_dependencies(checks):
+      queries = tf.identity(queries)
     if strategy is None:
       scores, ids, count = self.index(queries, filters, k)
     else:
@@ -79,19 +124,87 @@ class RetrievalModule(tf.Module):
           for s in STRATEGIES])
     return {"item_ids": ids, "scores": scores, "count": count}
 
+  def retrieve_embeddings(self, inputs):
+    """Search with query embeddings computed elsewhere."""
+    queries = tf.ensure_shape(inputs["query_embedding"], [None, self.index.dim],
+                              name="check_query_embedding")
+    filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
+    k = tf.ensure_shape(inputs["k"], [], name="check_k")
+    checks = [
+        tf.debugging.assert_positive(k, message="k must be > 0"),
+        tf.debugging.assert_less_equal(k, self.max_k, message=f"k must be <= {self.max_k}"),
+        tf.debugging.assert_equal(
+            tf.shape(filters)[0], tf.shape(queries)[0],
+            message="`filter` needs one string per query (\"\" = no filter)"),
+        tf.debugging.assert_all_finite(queries, "query embeddings contain NaN or Inf"),
+    ]
+    return self._search(queries, filters, k, None, checks)
+
+  def _attributes(self, inputs):
+    columns = {a: tf.ensure_shape(inputs[a], [None], name=f"check_{a}")
+               for a in self.attribute_specs}
+    return self.attribute_encoder(columns)
+
+  def upsert_items(self, inputs):
+    features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
+                for n in self.item_specs}
+    embeddings = self.item_tower(features)
+    applied = self.index.upsert(features[self.item_id_feature], inputs["version"],
+                                embeddings, self._attributes(features))
+    return {"applied": applied}
+
+  def upsert_embeddings(self, inputs):
+    applied = self.index.upsert(inputs["item_id"], inputs["version"],
+                                inputs["embedding"], self._attributes(inputs))
+    return {"applied": applied}
+
+  def delete_items(self, inputs):
+    return {"applied": self.index.delete(inputs["item_id"], inputs["version"])}
+
+  def update_attributes(self, inputs):
+    applied = self.index.update_attributes(inputs["item_id"], inputs["version"],
+                                           self._attributes(inputs))
+    return {"applied": applied}
+
   def signatures(self):
-    """`serving_default` (automatic strategy) and `retrieve_with_options`."""
+    """`serving_default` (automatic strategy), `retrieve_with_options` and,
+    for an `ItemIndex`, the live-update signatures."""
     spec = dict(self.query_specs)
     spec["filter"] = tf.TensorSpec([None], tf.string, name="filter")
     spec["k"] = tf.TensorSpec([], tf.int32, name="k")
     default = tf.function(lambda **kw: self.retrieve(kw))
     with_options = tf.function(
         lambda strategy, **kw: self.retrieve(kw, strategy))
-    return {
+    out = {
         "serving_default": default.get_concrete_function(**spec),
         "retrieve_with_options": with_options.get_concrete_function(
             strategy=tf.TensorSpec([], tf.string, name="strategy"), **spec),
     }
+    if not self.live:
+      return out
+    key = {"item_id": tf.TensorSpec([None], tf.string, name="item_id"),
+           "version": tf.TensorSpec([None], tf.int64, name="version")}
+    embedding = tf.TensorSpec([None, self.index.dim], tf.float32, name="embedding")
+    updates = {
+        "upsert_items": (self.upsert_items,
+                         {**self.item_specs, "version": key["version"]}),
+        "upsert_embeddings": (self.upsert_embeddings,
+                              {**key, "embedding": embedding, **self.attribute_specs}),
+        "delete_items": (self.delete_items, key),
+        "update_attributes": (self.update_attributes, {**key, **self.attribute_specs}),
+    }
+    updates["retrieve_embeddings"] = (self.retrieve_embeddings, {
+        "query_embedding": tf.TensorSpec([None, self.index.dim], tf.float32,
+                                         name="query_embedding"),
+        "filter": spec["filter"], "k": spec["k"]})
+    for name, (method, specs) in updates.items():
+      out[name] = tf.function(_keyword_call(method)).get_concrete_function(**specs)
+    return out
+
+
+def _keyword_call(method):
+  """`method(dict)` as a function of keyword arguments (signature inputs)."""
+  return lambda **kw: method(kw)
 
 
 def next_version(base_path: str) -> int:

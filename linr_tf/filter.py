@@ -275,3 +275,91 @@ def compile_filters(filters: tf.Tensor, bit_keys: tf.Tensor,
   suffix = tf.stack([any_live, and_row])[None]               # [1, 2, row]
   suffix = tf.tile(suffix, tf.stack([tf.shape(program)[0], 1, 1]))
   return tf.concat([program, suffix], axis=1)
+
+
+class AttributeEncoder(tf.Module):
+  """In-graph `AttributeSchema.encode`: attribute columns -> bitsets [B, W].
+
+  The same bit layout as the numpy `encode` (which the tests use as the
+  reference), for update signatures that take raw attribute values:
+
+      encoder = AttributeEncoder(schema.keys, separator="|")
+      bits = encoder({"lang": tf.constant(["en"]), "age_hours": tf.constant([3.0])})
+
+  Categorical columns are tf.string [B] (multi-valued cells joined by
+  `separator`, "" = no value); numeric columns are float [B]. An unknown
+  categorical value or a NaN number raises InvalidArgumentError naming the
+  attribute.
+  """
+
+  def __init__(self, bit_keys: Sequence[str], separator: str = "|", name=None):
+    super().__init__(name=name or "attribute_encoder")
+    self.schema = AttributeSchema(bit_keys)
+    self.separator = separator
+    self.num_bits = len(self.schema.keys)
+    keys = [k for k in self.schema.keys[1:] if _parse_key(k)[0] == "categorical"]
+    bits = [self.schema.keys.index(k) for k in keys]
+    if keys:
+      self._categorical_bits = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(bits, tf.int64)),
+          default_value=-1)
+    else:
+      self._categorical_bits = None
+    self._numeric = {a: (tf.constant(bounds, tf.float64), tf.constant(bucket_bits, tf.int64))
+                     for a, (bounds, bucket_bits) in self.schema._numeric.items()}
+
+  @property
+  def attributes(self) -> List[str]:
+    return self.schema.attributes
+
+  def __call__(self, columns: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    missing = [a for a in self.attributes if a not in columns]
+    if missing:
+      raise ValueError(f"missing attribute column(s) {missing}")
+    first = None
+    rows, bits = [], []
+    checks = []
+    for attr in self.attributes:
+      column = tf.convert_to_tensor(columns[attr])
+      if first is None:
+        first = column
+      else:
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(column)[0], tf.shape(first)[0],
+            message=f"attribute column '{attr}' has a different length"))
+      if attr in self._numeric:
+        bounds, bucket_bits = self._numeric[attr]
+        values = tf.cast(column, tf.float64)
+        values = tf.debugging.check_numerics(values, f"attribute '{attr}': NaN or Inf value")
+        # Bucket i holds bounds[i-1] <= x < bounds[i] (searchsorted side="right").
+        bucket = tf.searchsorted(bounds, values, side="right", out_type=tf.int64)
+        bits.append(tf.gather(bucket_bits, bucket))
+        rows.append(tf.range(tf.size(values, out_type=tf.int64)))
+        continue
+      cells = tf.strings.split(column, self.separator)          # ragged [B, None]
+      values = cells.flat_values
+      keep = tf.not_equal(values, "")
+      values = tf.boolean_mask(values, keep)
+      row = tf.boolean_mask(cells.value_rowids(), keep)
+      bit = self._categorical_bits.lookup(attr + "=" + values)
+      unknown = tf.boolean_mask(values, bit < 0)
+      checks.append(tf.debugging.Assert(
+          tf.equal(tf.size(unknown), 0),
+          [f"attribute '{attr}': unknown value(s)", unknown[:5]], summarize=5))
+      bits.append(bit)
+      rows.append(row)
+    batch = tf.shape(first, out_type=tf.int64)[0] if first is not None else tf.constant(0, tf.int64)
+    with tf.control_dependencies(checks):
+      bit = tf.concat(bits + [tf.zeros([0], tf.int64)], 0)
+      row = tf.concat(rows + [tf.zeros([0], tf.int64)], 0)
+      num_words = self.schema.num_words
+      # Live bit + every (row, bit) pair, OR-ed into [B, W] words.
+      dense = tf.scatter_nd(tf.stack([row, bit], 1), tf.ones_like(bit, tf.int32),
+                            tf.stack([batch, num_words * 32]))
+      dense = tf.minimum(dense, 1)
+      dense = tf.tensor_scatter_nd_update(
+          dense, tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], 1),
+          tf.ones([batch], tf.int32))
+      grouped = tf.reshape(dense, tf.stack([batch, num_words, 32]))
+      shifted = tf.bitwise.left_shift(grouped, tf.range(32, dtype=tf.int32))
+      return tf.reduce_sum(shifted, axis=-1)  # disjoint bits: the sum is the OR

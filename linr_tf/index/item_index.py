@@ -1,64 +1,212 @@
-"""`ItemIndex`: the item catalogue as model variables, searched exhaustively.
+"""`ItemIndex`: the item catalogue as model variables, searched exhaustively
+and updated live.
 
     index = ItemIndex(dim=64, bit_keys=schema.keys)
     index.assign(ids, embeddings, schema.encode(attribute_columns))
     scores, ids, count = index(query_embeddings, filters, k=10)
+    index.upsert(["new-item"], [7], new_embeddings, new_bits)   # live update
 
-State (all `tf.Variable`s, saved with the model, leading dimension = capacity):
-  * `embeddings` [capacity, dim] — the vectors scored (float32 here; 1-bit codes
-    and several vectors per item are further stores beside this one);
-  * `attributes` [capacity, W] int32 — attribute bitsets; bit 0 (`__live__`) is
-    the validity mask, so a free or deleted slot is one with bit 0 clear;
-  * `ids` [capacity] string — external item ids;
+State (saved with the model; one row per slot, leading dimension = capacity):
+  * `ids` [capacity] string — external item ids ("" = free slot);
+  * `versions` [capacity] int64 — version of each item's last applied change;
+  * `attributes` [capacity, W] int32 — attribute bitsets; bit 0 (`__live__`)
+    is the validity mask, so a free or deleted slot is one with bit 0 clear;
+  * `vectors` [capacity, dim] float32 / float16 / bfloat16 — the vectors scored
+    exactly (absent when `vectors=None`);
+  * `codes` [capacity, m / 32] int32 — 1-bit Sign-OPORP codes (only with a
+    `quantizer`), scored by matching bits, then reranked with `vectors`;
+  * `slot_of` (id -> slot) and `deleted` (id -> version of its delete) hash
+    tables, `free_slots` and `num_slots` (slots ever used): the write side;
   * `bit_keys` [num_bits] string — what each attribute bit means.
 
 Search path: filter strings -> `compile_filters` (a postfix program per query,
-with "AND __live__" appended) -> `ops.filtered_top_k` (evaluate the programs
-into pass bitmaps, then similarity masking or explicit pre-filtering, chosen
-from the measured pass rate; the [B, N] score matrix is never materialised) ->
-slots -> external ids.
+with "AND __live__" appended) -> one consistent snapshot of the row variables
+(`ops.read_rows`) -> `ops.filtered_top_k` over the vectors (similarity masking
+or explicit pre-filtering, chosen from the measured pass rate), or
+`hamming_top_k` over the codes + exact rerank -> slots -> external ids.
+
+Write path (`upsert`, `delete`, `update_attributes`): under a writer mutex,
+version checks against `versions` / `deleted`, slot allocation (free slots
+first, growth beyond the capacity by doubling), then one `ops.write_rows` over
+all row variables, atomic for readers: a query sees an item wholly before or
+wholly after a change, never a torn row or a deleted item.
+
+Version rule, per item id: with last = the item's version, else the version of
+its delete, else none, an upsert or delete applies iff last is none or
+version > last; update_attributes applies iff the item exists and version >
+its version. Re-applying a change is therefore a no-op.
 """
 
+import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import gen_resource_variable_ops
 
 from linr_tf import filter as filter_lib
 from linr_tf import ops
+from linr_tf.quantization.sign_oporp import SignOPORP
+from linr_tf.quantization.two_stage import rerank
+
+VECTOR_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+
+class WriterLock(tf.saved_model.experimental.TrackableResource):
+  """A mutex (TF `MutexV2`) saved with the model; serializes index writers."""
+
+  def _create_resource(self):
+    return gen_resource_variable_ops.mutex_v2()
+
+  def _initialize(self):
+    pass
+
+  def run(self, body):
+    """Runs `body()` (which builds ops and returns tensors) under the mutex."""
+    lock = gen_resource_variable_ops.mutex_lock(self.resource_handle)
+    with tf.control_dependencies([lock]):
+      result = body()
+    flat = tf.nest.flatten(result)
+    with tf.control_dependencies(flat):
+      release = gen_resource_variable_ops.consume_mutex_lock(lock)
+    with tf.control_dependencies([release]):
+      return tf.nest.map_structure(tf.identity, result)
 
 
 class ItemIndex(tf.keras.layers.Layer):
-  """Exhaustive, attribute-pre-filtered maximum-inner-product index."""
+  """Exhaustive, attribute-pre-filtered, live-updated inner-product index.
+
+  Args:
+    dim: embedding width.
+    bit_keys: the attribute bit layout (`AttributeSchema.keys`).
+    capacity: initial number of slots (grows on demand).
+    vectors: dtype of the stored vectors ("float32", "float16", "bfloat16"),
+      or None to keep only codes (needs a quantizer).
+    quantizer: a `SignOPORP` encoder: items are also stored as 1-bit codes and
+      searched by matching bits, top `rerank_factor * k` reranked exactly with
+      the vectors (when kept).
+    rerank_factor: candidates per result for the rerank (>= 1).
+  """
 
   def __init__(self, dim: int, bit_keys: Sequence[str], capacity: int = 0,
+               vectors: Optional[str] = "float32",
+               quantizer: Optional[SignOPORP] = None, rerank_factor: int = 10,
                **kwargs):
     super().__init__(**kwargs)
     schema = filter_lib.AttributeSchema(bit_keys)
     self.dim = int(dim)
-    words = schema.num_words
-    self.embeddings = tf.Variable(
-        tf.zeros([capacity, dim], tf.float32), shape=tf.TensorShape([None, dim]),
-        trainable=False, name="embeddings")
-    self.attributes = tf.Variable(
-        tf.zeros([capacity, words], tf.int32),
-        shape=tf.TensorShape([None, None]), trainable=False, name="attributes")
-    self.ids = tf.Variable(tf.fill([capacity], ""), shape=tf.TensorShape([None]),
-                           trainable=False, name="ids")
+    self.num_words = schema.num_words
+    if vectors is None and quantizer is None:
+      raise ValueError("an ItemIndex needs vectors, codes (a quantizer) or both")
+    if vectors is not None and vectors not in VECTOR_DTYPES:
+      raise ValueError(f"vectors must be one of {sorted(VECTOR_DTYPES)} or None, "
+                       f"got {vectors!r}")
+    if quantizer is not None and quantizer.dim != self.dim:
+      raise ValueError(f"quantizer dim {quantizer.dim} != index dim {self.dim}")
+    if rerank_factor < 1:
+      raise ValueError(f"rerank_factor must be >= 1, got {rerank_factor}")
+    self.vector_dtype = vectors
+    self.quantizer = quantizer
+    self.rerank_factor = int(rerank_factor)
+
+    def rows(name, dtype, row_shape, fill=0):
+      return tf.Variable(tf.fill([capacity] + row_shape, tf.constant(fill, dtype)),
+                         shape=tf.TensorShape([None] + row_shape), trainable=False,
+                         name=name)
+
+    self.ids = rows("ids", tf.string, [], "")
+    self.versions = rows("versions", tf.int64, [])
+    self.attributes = rows("attributes", tf.int32, [self.num_words])
+    self.vectors = (rows("vectors", VECTOR_DTYPES[vectors], [self.dim])
+                    if vectors is not None else None)
+    self.codes = (rows("codes", tf.int32, [quantizer.num_words])
+                  if quantizer is not None else None)
     self.bit_keys = tf.Variable(schema.keys, shape=tf.TensorShape([None]),
                                 trainable=False, name="bit_keys")
+    self.slot_of = tf.lookup.experimental.MutableHashTable(
+        tf.string, tf.int64, default_value=-1, name="slot_of")
+    self.deleted = tf.lookup.experimental.MutableHashTable(
+        tf.string, tf.int64, default_value=-1, name="deleted")
+    self.free_slots = tf.Variable(tf.zeros([0], tf.int64), shape=tf.TensorShape([None]),
+                                  trainable=False, name="free_slots")
+    self.num_slots = tf.Variable(tf.constant(0, tf.int64), trainable=False,
+                                 name="num_slots")
+    self.writer_lock = WriterLock()
+
+  # --- state -----------------------------------------------------------------
+
+  @property
+  def row_variables(self):
+    """The per-slot variables, in the order searches and writes use them."""
+    out = [self.ids, self.versions, self.attributes]
+    if self.vectors is not None:
+      out.append(self.vectors)
+    if self.codes is not None:
+      out.append(self.codes)
+    return out
 
   @property
   def capacity(self) -> tf.Tensor:
-    return tf.shape(self.ids)[0]
+    return tf.shape(ops.read_rows([self.ids])[0])[0]
+
+  @property
+  def embeddings(self) -> tf.Variable:
+    """The stored vectors (older name)."""
+    return self.vectors
 
   @property
   def valid(self) -> tf.Tensor:
     """[capacity] bool: slots holding a live item (bit 0 of the bitset)."""
-    return tf.not_equal(tf.bitwise.bitwise_and(self.attributes[:, 0], 1), 0)
+    attributes = ops.read_rows([self.attributes])[0]
+    return tf.not_equal(tf.bitwise.bitwise_and(attributes[:, 0], 1), 0)
 
-  def assign(self, ids, embeddings, attributes) -> None:
-    """Replaces the whole index (index construction as a model step)."""
+  def memory_per_item_bytes(self) -> dict:
+    """Bytes per slot of each row store (what an item costs in memory)."""
+    out = {"attributes": 4 * self.num_words, "versions": 8}
+    if self.vectors is not None:
+      out["vectors"] = self.dim * self.vectors.dtype.size
+    if self.codes is not None:
+      out["codes"] = self.quantizer.memory_per_item_bytes()
+    return out
+
+  def _encode_rows(self, embeddings):
+    """Row values of the vector stores for float32 [B, dim] embeddings."""
+    out = []
+    if self.vectors is not None:
+      out.append(tf.cast(embeddings, self.vectors.dtype))
+    if self.codes is not None:
+      out.append(self.quantizer.encode(embeddings))
+    return out
+
+  def _check_embeddings(self, embeddings):
+    embeddings = tf.convert_to_tensor(embeddings, tf.float32)
+    if embeddings.shape.rank is not None and (
+        embeddings.shape.rank != 2 or embeddings.shape[1] not in (None, self.dim)):
+      raise ValueError(f"embeddings must be [N, {self.dim}], got {embeddings.shape}")
+    embeddings = tf.ensure_shape(embeddings, [None, self.dim])
+    return tf.debugging.check_numerics(embeddings, "embeddings contain NaN or Inf")
+
+  def _check_batch(self, ids, versions):
+    ids = tf.ensure_shape(tf.convert_to_tensor(ids, tf.string), [None])
+    versions = tf.ensure_shape(tf.cast(tf.convert_to_tensor(versions), tf.int64), [None])
+    unique = tf.unique(ids).y
+    checks = [
+        tf.debugging.assert_equal(tf.size(versions), tf.size(ids),
+                                  message="item ids and versions differ in length"),
+        tf.debugging.assert_equal(tf.size(unique), tf.size(ids),
+                                  message="item ids must be unique within one update"),
+        tf.debugging.assert_equal(tf.reduce_any(tf.equal(ids, "")), False,
+                                  message="item ids must be non-empty"),
+        tf.debugging.assert_non_negative(versions, message="versions must be >= 0"),
+    ]
+    return ids, versions, checks
+
+  def assign(self, ids, embeddings, attributes, versions=None) -> None:
+    """Replaces the whole index (index construction as a model step).
+
+    Not atomic for concurrent searches: use `upsert` / `delete` on a served
+    index.
+    """
     ids = tf.convert_to_tensor(ids, tf.string)
     embeddings = tf.convert_to_tensor(embeddings, tf.float32)
     attributes = tf.convert_to_tensor(attributes, tf.int32)
@@ -69,34 +217,198 @@ class ItemIndex(tf.keras.layers.Layer):
     if embeddings.shape[0] != n or attributes.shape[0] != n:
       raise ValueError(f"ids ({n}), embeddings ({embeddings.shape[0]}) and "
                        f"attributes ({attributes.shape[0]}) differ in length")
-    words = len(self.bit_keys.numpy())
-    words = max(1, (words + 31) // 32)
-    if attributes.shape.rank != 2 or attributes.shape[1] != words:
-      raise ValueError(f"attributes must be [N, {words}], got {attributes.shape}")
+    if attributes.shape.rank != 2 or attributes.shape[1] != self.num_words:
+      raise ValueError(f"attributes must be [N, {self.num_words}], got "
+                       f"{attributes.shape}")
     if not np.all(np.isfinite(embeddings.numpy())):
       raise ValueError("embeddings contain NaN or Inf")
-    self.embeddings.assign(embeddings)
-    self.attributes.assign(attributes)
-    self.ids.assign(ids)
+    if len(np.unique(ids.numpy())) != n:
+      raise ValueError("item ids must be unique")
+    if n and np.any(ids.numpy() == b""):
+      raise ValueError("item ids must be non-empty")
+    versions = (tf.zeros([n], tf.int64) if versions is None
+                else tf.convert_to_tensor(versions, tf.int64))
+    for var, value in zip(self.row_variables,
+                          [ids, versions, attributes] + self._encode_rows(embeddings)):
+      var.assign(value)
+    for table in (self.slot_of, self.deleted):
+      keys, _ = table.export()
+      table.remove(keys)
+    self.slot_of.insert(ids, tf.range(n, dtype=tf.int64))
+    self.free_slots.assign(tf.zeros([0], tf.int64))
+    self.num_slots.assign(n)
+
+  # --- search ----------------------------------------------------------------
 
   def search(self, queries: tf.Tensor, filters: Optional[tf.Tensor], k,
-             strategy: str = "auto") -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+             strategy: str = "auto", snapshot=None
+             ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top-k slots: (scores [B, k], slots [B, k] (-1 = padding), count [B]).
 
     `strategy`: "mask" (similarity masking), "prefilter" (explicit
-    pre-filtering) or "auto" (chosen per request from the measured pass rate).
+    pre-filtering) or "auto" (chosen per request from the measured pass rate);
+    an index with codes always masks. `snapshot`: values of `row_variables`
+    from one `ops.read_rows` (read here when None).
     """
     queries = tf.convert_to_tensor(queries, tf.float32)
     if filters is None:
       filters = tf.fill(tf.shape(queries)[:1], "")
+    if snapshot is None:
+      snapshot = ops.read_rows(self.row_variables)
+    _, _, attributes = snapshot[:3]
+    vectors = snapshot[3] if self.vectors is not None else None
     program = filter_lib.compile_filters(filters, self.bit_keys)
-    return ops.filtered_top_k(queries, self.embeddings, self.attributes,
-                              program, k, strategy=strategy)
+    if self.codes is None:
+      return ops.filtered_top_k(queries, vectors, attributes, program, k,
+                                strategy=strategy)
+    codes = snapshot[-1]
+    mask, _ = ops.filter_mask(attributes, program)
+    query_codes = self.quantizer.encode(queries)
+    if vectors is None:
+      found = ops.hamming_top_k(query_codes, codes, mask, k)
+      scores = tf.where(found.indices >= 0,
+                        self.quantizer.estimate_cosine(found.scores), found.scores)
+      return scores, found.indices, found.count
+    candidates = ops.hamming_top_k(query_codes, codes, mask, self.rerank_factor * k)
+    found = rerank(queries, vectors, candidates, k)
+    return found.scores, found.indices, found.count
 
   def call(self, queries: tf.Tensor, filters: Optional[tf.Tensor] = None,
            k=10, strategy: str = "auto"
            ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top-k items: (scores [B, k], ids [B, k] ("" = padding), count [B])."""
-    scores, slots, count = self.search(queries, filters, k, strategy)
-    ids = tf.where(slots >= 0, tf.gather(self.ids, tf.maximum(slots, 0)), "")
+    snapshot = ops.read_rows(self.row_variables)
+    scores, slots, count = self.search(queries, filters, k, strategy, snapshot)
+    ids = tf.where(slots >= 0, tf.gather(snapshot[0], tf.maximum(slots, 0)), "")
     return scores, ids, count
+
+  # --- live updates ------------------------------------------------------------
+
+  def _last_versions(self, ids):
+    """(slot [B] (-1 = absent), last version [B] (-1 = never seen))."""
+    slot = tf.reshape(self.slot_of.lookup(ids), [-1])
+    versions = ops.read_rows([self.versions])[0]
+    current = tf.gather(versions, tf.maximum(slot, 0))
+    last = tf.where(slot >= 0, current, tf.reshape(self.deleted.lookup(ids), [-1]))
+    return slot, last
+
+  def upsert(self, ids, versions, embeddings, attributes) -> tf.Tensor:
+    """Inserts or replaces items; returns applied bool [B] (False = stale).
+
+    Args:
+      ids: string [B] distinct, non-empty item ids.
+      versions: int64 [B] >= 0.
+      embeddings: float32 [B, dim], finite.
+      attributes: int32 [B, W] bitsets (`__live__` is set here).
+    """
+    ids, versions, checks = self._check_batch(ids, versions)
+    embeddings = self._check_embeddings(embeddings)
+    attributes = tf.ensure_shape(tf.convert_to_tensor(attributes, tf.int32),
+                                 [None, self.num_words])
+    checks.append(tf.debugging.assert_equal(
+        tf.shape(embeddings)[0], tf.size(ids),
+        message="item ids and embeddings differ in length"))
+    checks.append(tf.debugging.assert_equal(
+        tf.shape(attributes)[0], tf.size(ids),
+        message="item ids and attributes differ in length"))
+    live_bit = tf.one_hot(0, self.num_words, on_value=1, off_value=0, dtype=tf.int32)
+    attributes = tf.bitwise.bitwise_or(attributes, live_bit[None, :])
+    stores = self._encode_rows(embeddings)
+
+    def body():
+      slot, last = self._last_versions(ids)
+      applied = (last < 0) | (versions > last)
+      new = applied & (slot < 0)
+      num_new = tf.reduce_sum(tf.cast(new, tf.int64))
+      free = self.free_slots.read_value()
+      num_free = tf.size(free, out_type=tf.int64)
+      reused = tf.minimum(num_new, num_free)
+      fresh = num_new - reused
+      start = self.num_slots.read_value()
+      new_slots = tf.concat([free[num_free - reused:],
+                             start + tf.range(fresh, dtype=tf.int64)], 0)
+      slot = tf.tensor_scatter_nd_update(slot, tf.where(new), new_slots)
+      take = tf.where(applied)[:, 0]
+      rows = tf.gather(slot, take)
+      values = [tf.gather(ids, take), tf.gather(versions, take),
+                tf.gather(attributes, take)] + [tf.gather(s, take) for s in stores]
+      written = ops.write_rows(self.row_variables, rows, values,
+                               min_rows=start + fresh)
+      with tf.control_dependencies([written]):
+        updates = [
+            self.free_slots.assign(free[:num_free - reused]),
+            self.num_slots.assign(start + fresh),
+            self.slot_of.insert(values[0], rows),
+            self.deleted.remove(values[0]),
+        ]
+      with tf.control_dependencies(updates):
+        return tf.identity(applied)
+
+    with tf.control_dependencies(checks):
+      return self.writer_lock.run(body)
+
+  def delete(self, ids, versions) -> tf.Tensor:
+    """Deletes items; returns applied bool [B] (False = stale version).
+
+    A delete of an unknown id is recorded, so an older upsert arriving later
+    stays ignored.
+    """
+    ids, versions, checks = self._check_batch(ids, versions)
+
+    def body():
+      slot, last = self._last_versions(ids)
+      applied = (last < 0) | (versions > last)
+      removed = applied & (slot >= 0)
+      rows = tf.boolean_mask(slot, removed)
+      n = tf.size(rows)
+      values = [tf.fill([n], ""), tf.zeros([n], tf.int64),
+                tf.zeros([n, self.num_words], tf.int32)]
+      if self.vectors is not None:
+        values.append(tf.zeros([n, self.dim], self.vectors.dtype))
+      if self.codes is not None:
+        values.append(tf.zeros([n, self.quantizer.num_words], tf.int32))
+      written = ops.write_rows(self.row_variables, rows, values, min_rows=0)
+      with tf.control_dependencies([written]):
+        updates = [
+            self.free_slots.assign(tf.concat([self.free_slots.read_value(), rows], 0)),
+            self.slot_of.remove(tf.boolean_mask(ids, removed)),
+            self.deleted.insert(tf.boolean_mask(ids, applied),
+                                tf.boolean_mask(versions, applied)),
+        ]
+      with tf.control_dependencies(updates):
+        return tf.identity(applied)
+
+    with tf.control_dependencies(checks):
+      return self.writer_lock.run(body)
+
+  def update_attributes(self, ids, versions, attributes) -> tf.Tensor:
+    """Replaces attribute bitsets of existing items (vectors kept); returns
+    applied bool [B] (False = stale version or unknown item)."""
+    ids, versions, checks = self._check_batch(ids, versions)
+    attributes = tf.ensure_shape(tf.convert_to_tensor(attributes, tf.int32),
+                                 [None, self.num_words])
+    checks.append(tf.debugging.assert_equal(
+        tf.shape(attributes)[0], tf.size(ids),
+        message="item ids and attributes differ in length"))
+    live_bit = tf.one_hot(0, self.num_words, on_value=1, off_value=0, dtype=tf.int32)
+    attributes = tf.bitwise.bitwise_or(attributes, live_bit[None, :])
+
+    def body():
+      slot, last = self._last_versions(ids)
+      applied = (slot >= 0) & (versions > last)
+      written = ops.write_rows(
+          [self.versions, self.attributes], tf.boolean_mask(slot, applied),
+          [tf.boolean_mask(versions, applied), tf.boolean_mask(attributes, applied)],
+          min_rows=0)
+      with tf.control_dependencies([written]):
+        return tf.identity(applied)
+
+    with tf.control_dependencies(checks):
+      return self.writer_lock.run(body)
+
+  def items(self):
+    """numpy view of the live items: (ids, versions, attributes, vectors or None)."""
+    snapshot = [t.numpy() for t in ops.read_rows(self.row_variables)]
+    live = (snapshot[2][:, 0] & 1) != 0
+    vectors = snapshot[3][live] if self.vectors is not None else None
+    return snapshot[0][live], snapshot[1][live], snapshot[2][live], vectors

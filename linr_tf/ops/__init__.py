@@ -1,5 +1,5 @@
 """LiNR-TF custom ops: filter compilation, filter masks, filtered top-k (exact
-and over 1-bit codes).
+and over 1-bit codes), consistent reads / atomic writes of the index rows.
 
 The op library is `//custom_ops:_linr_ops.so`, loaded on first use (see
 `load_library` for where it is looked up). No Keras import happens here.
@@ -9,6 +9,7 @@ from linr_tf.ops._library import load_library
 from linr_tf.ops.filter_ops import compile_filter
 from linr_tf.ops.hamming_ops import hamming_top_k
 from linr_tf.ops.mask_ops import FilterMask, filter_mask
+from linr_tf.ops.rows_ops import read_rows, write_rows
 from linr_tf.ops.topk_ops import (MaskedTopK, PREFILTER_MAX_PASS_RATE, filtered_top_k,
                                   masked_top_k, prefilter_top_k)
 
@@ -23,4 +24,6 @@ __all__ = [
     "load_library",
     "masked_top_k",
     "prefilter_top_k",
+    "read_rows",
+    "write_rows",
 ]

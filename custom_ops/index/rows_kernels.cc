@@ -1,0 +1,273 @@
+// CPU kernels of LinrReadRows and LinrWriteRows (see rows_ops.cc).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/types.h"
+
+namespace linr {
+
+namespace tf = ::tensorflow;
+
+namespace {
+
+// The variables named by inputs [0, n), looked up and ordered by mutex
+// address (the lock order TensorFlow uses for several variables). The same
+// variable given twice is an error: its rows would be written twice.
+class Variables {
+ public:
+  Variables(tf::OpKernelContext* ctx, int n, const tf::DataTypeVector& dtypes) {
+    vars_.resize(n, nullptr);
+    for (int i = 0; i < n; ++i) {
+      tf::Var* var = nullptr;
+      tf::Status s = tf::LookupResource(ctx, tf::HandleFromInput(ctx, i), &var);
+      if (!s.ok()) {
+        status_ = tf::errors::FailedPrecondition("variable ", i, " of ", n,
+                                                 " not found: ", s.message());
+        return;
+      }
+      vars_[i] = var;
+      if (var->tensor()->dtype() != dtypes[i]) {
+        status_ = tf::errors::InvalidArgument(
+            "variable ", i, " has dtype ", tf::DataTypeString(var->tensor()->dtype()),
+            " but dtypes[", i, "] is ", tf::DataTypeString(dtypes[i]));
+        return;
+      }
+    }
+    order_.resize(n);
+    for (int i = 0; i < n; ++i) order_[i] = i;
+    std::sort(order_.begin(), order_.end(),
+              [this](int a, int b) { return vars_[a]->mu() < vars_[b]->mu(); });
+    for (int i = 1; i < n; ++i) {
+      if (vars_[order_[i]] == vars_[order_[i - 1]]) {
+        status_ = tf::errors::InvalidArgument("the same variable is given twice (inputs ",
+                                              order_[i - 1], " and ", order_[i], ")");
+        return;
+      }
+    }
+  }
+  ~Variables() {
+    for (tf::Var* v : vars_)
+      if (v != nullptr) v->Unref();
+  }
+  const tf::Status& status() const { return status_; }
+  tf::Var* operator[](int i) const { return vars_[i]; }
+  const std::vector<int>& lock_order() const { return order_; }
+
+ private:
+  std::vector<tf::Var*> vars_;
+  std::vector<int> order_;
+  tf::Status status_;
+};
+
+// Holds the mutexes of several variables, exclusive or shared, in the order
+// given; releases them in reverse order.
+class LockSet {
+ public:
+  LockSet(const Variables& vars, bool exclusive) : vars_(vars), exclusive_(exclusive) {
+    for (int i : vars_.lock_order()) {
+      if (exclusive_) {
+        vars_[i]->mu()->lock();
+      } else {
+        vars_[i]->mu()->lock_shared();
+      }
+    }
+  }
+  ~LockSet() {
+    const auto& order = vars_.lock_order();
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      if (exclusive_) {
+        vars_[*it]->mu()->unlock();
+      } else {
+        vars_[*it]->mu()->unlock_shared();
+      }
+    }
+  }
+
+ private:
+  const Variables& vars_;
+  const bool exclusive_;
+};
+
+tf::Status CheckInitialized(tf::Var* var, int i) {
+  if (!var->is_initialized) {
+    return tf::errors::FailedPrecondition("variable ", i, " is not initialized");
+  }
+  if (var->tensor()->dims() < 1) {
+    return tf::errors::InvalidArgument("variable ", i, " must have rank >= 1, got shape ",
+                                       var->tensor()->shape().DebugString());
+  }
+  return tf::OkStatus();
+}
+
+// Copies `rows` leading rows of `src` into `dst` (same dtype and row shape).
+void CopyLeadingRows(const tf::Tensor& src, int64_t rows, tf::Tensor* dst) {
+  if (rows == 0) return;
+  if (src.dtype() == tf::DT_STRING) {
+    const auto s = src.flat<tf::tstring>();
+    auto d = dst->flat<tf::tstring>();
+    const int64_t n = rows * (src.NumElements() / std::max<int64_t>(1, src.dim_size(0)));
+    for (int64_t i = 0; i < n; ++i) d(i) = s(i);
+    return;
+  }
+  const int64_t row_bytes = src.TotalBytes() / std::max<int64_t>(1, src.dim_size(0));
+  std::memcpy(const_cast<char*>(dst->tensor_data().data()), src.tensor_data().data(),
+              rows * row_bytes);
+}
+
+// Zero (POD) / empty (string) contents for a fresh tensor.
+void Clear(tf::Tensor* t, int64_t from_row) {
+  const int64_t rows = t->dim_size(0);
+  if (from_row >= rows) return;
+  const int64_t per_row = t->NumElements() / std::max<int64_t>(1, rows);
+  if (t->dtype() == tf::DT_STRING) {
+    auto d = t->flat<tf::tstring>();
+    for (int64_t i = from_row * per_row; i < rows * per_row; ++i) d(i) = tf::tstring();
+    return;
+  }
+  const int64_t row_bytes = t->TotalBytes() / std::max<int64_t>(1, rows);
+  std::memset(const_cast<char*>(t->tensor_data().data()) + from_row * row_bytes, 0,
+              (rows - from_row) * row_bytes);
+}
+
+}  // namespace
+
+class ReadRowsOp : public tf::OpKernel {
+ public:
+  explicit ReadRowsOp(tf::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("dtypes", &dtypes_));
+  }
+
+  void Compute(tf::OpKernelContext* ctx) override {
+    const int n = static_cast<int>(dtypes_.size());
+    OP_REQUIRES(ctx, n == ctx->num_inputs(),
+                tf::errors::InvalidArgument("LinrReadRows: ", ctx->num_inputs(),
+                                            " resources but ", n, " dtypes"));
+    Variables vars(ctx, n, dtypes_);
+    OP_REQUIRES_OK(ctx, vars.status());
+    LockSet locks(vars, /*exclusive=*/false);
+    for (int i = 0; i < n; ++i) {
+      tf::Var* var = vars[i];
+      OP_REQUIRES_OK(ctx, CheckInitialized(var, i));
+      if (!var->copy_on_read_mode.load()) {
+        ctx->set_output(i, *var->tensor());
+        continue;
+      }
+      // A sparse op has put the variable in copy-on-read mode: it may be
+      // updated under a shared lock, so aliasing is not allowed.
+      tf::Tensor* out = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(i, var->tensor()->shape(), &out));
+      CopyLeadingRows(*var->tensor(), var->tensor()->dim_size(0), out);
+    }
+  }
+
+ private:
+  tf::DataTypeVector dtypes_;
+};
+
+class WriteRowsOp : public tf::OpKernel {
+ public:
+  explicit WriteRowsOp(tf::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("dtypes", &dtypes_));
+  }
+
+  void Compute(tf::OpKernelContext* ctx) override {
+    const int n = static_cast<int>(dtypes_.size());
+    const tf::Tensor& rows = ctx->input(n);
+    const tf::Tensor& min_rows_t = ctx->input(2 * n + 1);
+    OP_REQUIRES(ctx, rows.dims() == 1,
+                tf::errors::InvalidArgument("LinrWriteRows: rows must be [M], got shape ",
+                                            rows.shape().DebugString()));
+    OP_REQUIRES(ctx, min_rows_t.dims() == 0,
+                tf::errors::InvalidArgument("LinrWriteRows: min_rows must be a scalar"));
+    const int64_t m = rows.dim_size(0);
+    const int64_t min_rows = min_rows_t.scalar<int64_t>()();
+    OP_REQUIRES(ctx, min_rows >= 0,
+                tf::errors::InvalidArgument("LinrWriteRows: min_rows must be >= 0, got ",
+                                            min_rows));
+
+    Variables vars(ctx, n, dtypes_);
+    OP_REQUIRES_OK(ctx, vars.status());
+    LockSet locks(vars, /*exclusive=*/true);
+
+    // Checks first: an error leaves every variable untouched.
+    int64_t num_rows = -1;
+    for (int i = 0; i < n; ++i) {
+      OP_REQUIRES_OK(ctx, CheckInitialized(vars[i], i));
+      const tf::Tensor& t = *vars[i]->tensor();
+      if (num_rows < 0) num_rows = t.dim_size(0);
+      OP_REQUIRES(ctx, t.dim_size(0) == num_rows,
+                  tf::errors::FailedPrecondition(
+                      "LinrWriteRows: variables differ in number of rows: variable 0 has ",
+                      num_rows, ", variable ", i, " has ", t.dim_size(0)));
+      const tf::Tensor& v = ctx->input(n + 1 + i);
+      tf::TensorShape want({m});
+      for (int d = 1; d < t.dims(); ++d) want.AddDim(t.dim_size(d));
+      OP_REQUIRES(ctx, v.shape() == want,
+                  tf::errors::InvalidArgument("LinrWriteRows: values[", i, "] must have shape ",
+                                              want.DebugString(), ", got ",
+                                              v.shape().DebugString()));
+    }
+    const int64_t target = min_rows > num_rows ? std::max(min_rows, 2 * num_rows) : num_rows;
+    const auto r = rows.flat<int64_t>();
+    {
+      std::vector<int64_t> sorted(r.data(), r.data() + m);
+      std::sort(sorted.begin(), sorted.end());
+      for (int64_t j = 0; j < m; ++j) {
+        OP_REQUIRES(ctx, sorted[j] >= 0 && sorted[j] < target,
+                    tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j],
+                                                " out of range [0, ", target, ")"));
+        OP_REQUIRES(ctx, j == 0 || sorted[j] != sorted[j - 1],
+                    tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j],
+                                                " given twice"));
+      }
+    }
+
+    for (int i = 0; i < n; ++i) {
+      tf::Var* var = vars[i];
+      tf::Tensor* t = var->tensor();
+      if (target != num_rows || !t->RefCountIsOne()) {
+        // Grow, or copy-on-write: a reader still holds this buffer.
+        tf::TensorShape shape = t->shape();
+        shape.set_dim(0, target);
+        tf::Tensor fresh;
+        tf::AllocatorAttributes attr;
+        OP_REQUIRES_OK(ctx, ctx->allocate_temp(t->dtype(), shape, &fresh, attr));
+        CopyLeadingRows(*t, num_rows, &fresh);
+        Clear(&fresh, num_rows);
+        *t = fresh;
+      }
+      const tf::Tensor& v = ctx->input(n + 1 + i);
+      if (m == 0) continue;
+      const int64_t per_row = v.NumElements() / m;
+      if (t->dtype() == tf::DT_STRING) {
+        auto dst = t->flat<tf::tstring>();
+        const auto src = v.flat<tf::tstring>();
+        for (int64_t j = 0; j < m; ++j)
+          for (int64_t e = 0; e < per_row; ++e) dst(r(j) * per_row + e) = src(j * per_row + e);
+        continue;
+      }
+      const int64_t row_bytes = v.TotalBytes() / m;
+      char* dst = const_cast<char*>(t->tensor_data().data());
+      const char* src = v.tensor_data().data();
+      for (int64_t j = 0; j < m; ++j) {
+        std::memcpy(dst + r(j) * row_bytes, src + j * row_bytes, row_bytes);
+      }
+    }
+    tf::Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tf::TensorShape({}), &out));
+    out->scalar<int64_t>()() = target;
+  }
+
+ private:
+  tf::DataTypeVector dtypes_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("LinrReadRows").Device(tf::DEVICE_CPU), ReadRowsOp);
+REGISTER_KERNEL_BUILDER(Name("LinrWriteRows").Device(tf::DEVICE_CPU), WriteRowsOp);
+
+}  // namespace linr
