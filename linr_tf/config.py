@@ -62,6 +62,36 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class IndexConfig:
+  """How the item index stores items (see `ItemIndex`).
+
+  vectors: dtype of the stored float vectors ("float32", "float16",
+    "bfloat16") or None to keep only 1-bit codes.
+  code_bits: Sign-OPORP code length m (multiple of 32 in [64, 1024]); 0 = no
+    codes (exact search over the vectors).
+  code_seed: seed of the Sign-OPORP permutation and signs.
+  rerank_factor: with codes and vectors, top rerank_factor * k candidates by
+    codes are reranked exactly.
+  """
+  vectors: Optional[str] = "float32"
+  code_bits: int = 0
+  code_seed: int = 0
+  rerank_factor: int = 10
+
+  def __post_init__(self):
+    if self.vectors not in (None, "float32", "float16", "bfloat16"):
+      raise ValueError(f"index.vectors must be float32, float16, bfloat16 or null, "
+                       f"got {self.vectors!r}")
+    if self.code_bits and (self.code_bits % 32 or not 64 <= self.code_bits <= 1024):
+      raise ValueError(f"index.code_bits must be 0 or a multiple of 32 in [64, 1024], "
+                       f"got {self.code_bits}")
+    if self.vectors is None and not self.code_bits:
+      raise ValueError("index: vectors: null needs code_bits > 0")
+    if self.rerank_factor < 1:
+      raise ValueError(f"index.rerank_factor must be >= 1, got {self.rerank_factor}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
   """Everything a run needs besides the data paths."""
   query_features: List[FeatureSpec]
@@ -73,6 +103,7 @@ class Config:
   query_id_feature: str = "user_id"
   separator: str = "|"
   train: TrainConfig = TrainConfig()
+  index: IndexConfig = IndexConfig()
 
   def __post_init__(self):
     names = [f.name for f in self.item_features]
@@ -125,6 +156,12 @@ def from_dict(d: dict) -> Config:
     if bad:
       raise ValueError(f"train: unknown keys {sorted(bad)}")
     d["train"] = TrainConfig(**d["train"])
+  if "index" in d:
+    ik = {f.name for f in dataclasses.fields(IndexConfig)}
+    bad = set(d["index"]) - ik
+    if bad:
+      raise ValueError(f"index: unknown keys {sorted(bad)}")
+    d["index"] = IndexConfig(**d["index"])
   return Config(**d)
 
 

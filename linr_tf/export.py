@@ -26,6 +26,11 @@ per call:
   * `update_attributes`: `item_id`, `version` and the attribute columns.
 Attribute columns are tf.string [B] (multi-valued cells joined by the config's
 separator) or float32 [B] for numeric attributes.
+Search signatures beside those: `retrieve_embeddings` (`query_embedding`
+float32 [B, dim], `filter`, `k`) for query vectors computed elsewhere, and,
+for an index with 1-bit codes, `retrieve_codes` (`query_codes` int32 [B, m/32],
+`code_fingerprint` int64 = `SignOPORP.fingerprint` of the encoder, `filter`,
+`k`; scores are matching bits, no rerank).
 """
 
 import os
@@ -140,6 +145,23 @@ class RetrievalModule(tf.Module):
     ]
     return self._search(queries, filters, k, None, checks)
 
+  def retrieve_codes(self, inputs):
+    """Search with 1-bit query codes made by the same Sign-OPORP encoder."""
+    filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
+    k = tf.ensure_shape(inputs["k"], [], name="check_k")
+    codes = tf.ensure_shape(inputs["query_codes"], [None, None], name="check_query_codes")
+    checks = [
+        tf.debugging.assert_positive(k, message="k must be > 0"),
+        tf.debugging.assert_less_equal(k, self.max_k, message=f"k must be <= {self.max_k}"),
+        tf.debugging.assert_equal(
+            tf.shape(filters)[0], tf.shape(codes)[0],
+            message="`filter` needs one string per query (\"\" = no filter)"),
+    ]
+    with tf.control_dependencies(checks):
+      scores, ids, count = self.index.search_codes(codes, inputs["code_fingerprint"],
+                                                   filters, k)
+    return {"item_ids": ids, "scores": scores, "count": count}
+
   def _attributes(self, inputs):
     columns = {a: tf.ensure_shape(inputs[a], [None], name=f"check_{a}")
                for a in self.attribute_specs}
@@ -197,6 +219,11 @@ class RetrievalModule(tf.Module):
         "query_embedding": tf.TensorSpec([None, self.index.dim], tf.float32,
                                          name="query_embedding"),
         "filter": spec["filter"], "k": spec["k"]})
+    if self.index.codes is not None:
+      updates["retrieve_codes"] = (self.retrieve_codes, {
+          "query_codes": tf.TensorSpec([None, None], tf.int32, name="query_codes"),
+          "code_fingerprint": tf.TensorSpec([], tf.int64, name="code_fingerprint"),
+          "filter": spec["filter"], "k": spec["k"]})
     for name, (method, specs) in updates.items():
       out[name] = tf.function(_keyword_call(method)).get_concrete_function(**specs)
     return out

@@ -24,6 +24,7 @@ from linr_tf import config as config_lib
 from linr_tf.data.csv_io import Catalog, Interactions
 from linr_tf.filter import AttributeSchema
 from linr_tf.index import IndexTopK, ItemIndex
+from linr_tf.quantization import SignOPORP
 from linr_tf.towers import Tower
 
 SAMPLING_PROBABILITY = "__sampling_probability__"
@@ -126,7 +127,11 @@ class RetrievalModel(tfrs.Model):
                              cfg.separator, name="query_tower")
     self.item_tower = Tower(cfg.item_features, vocabularies, cfg.embedding_dim,
                             cfg.hidden_units, cfg.separator, name="item_tower")
-    self.index = ItemIndex(cfg.embedding_dim, bit_keys, name="item_index")
+    quantizer = (SignOPORP(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed)
+                 if cfg.index.code_bits else None)
+    self.index = ItemIndex(cfg.embedding_dim, bit_keys, vectors=cfg.index.vectors,
+                           quantizer=quantizer, rerank_factor=cfg.index.rerank_factor,
+                           name="item_index")
     self.task = tfrs.tasks.Retrieval(
         metrics=tfrs.metrics.FactorizedTopK(
             candidates=IndexTopK(self.index, k=max(TOP_KS)), ks=TOP_KS),

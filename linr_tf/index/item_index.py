@@ -132,6 +132,9 @@ class ItemIndex(tf.keras.layers.Layer):
     self.num_slots = tf.Variable(tf.constant(0, tf.int64), trainable=False,
                                  name="num_slots")
     self.writer_lock = WriterLock()
+    if quantizer is not None:
+      self.code_fingerprint = tf.Variable(tf.constant(quantizer.fingerprint, tf.int64),
+                                          trainable=False, name="code_fingerprint")
 
   # --- state -----------------------------------------------------------------
 
@@ -272,6 +275,41 @@ class ItemIndex(tf.keras.layers.Layer):
     candidates = ops.hamming_top_k(query_codes, codes, mask, self.rerank_factor * k)
     found = rerank(queries, vectors, candidates, k)
     return found.scores, found.indices, found.count
+
+  def search_codes(self, query_codes, fingerprint, filters: Optional[tf.Tensor], k
+                   ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Top-k items for queries encoded elsewhere: (matching bits [B, k], ids
+    [B, k], count [B]); codes only, no rerank.
+
+    `fingerprint` (int64 scalar) must be the `SignOPORP.fingerprint` of the
+    encoder that made `query_codes`: codes of another seed, m or dim are
+    rejected (InvalidArgumentError), as are codes of the wrong width.
+    """
+    if self.codes is None:
+      raise ValueError("this index holds no codes (configure index.code_bits)")
+    words = self.quantizer.num_words
+    query_codes = tf.convert_to_tensor(query_codes, tf.int32)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(query_codes)[-1], words,
+            message=f"query codes must have {words} int32 words "
+                    f"({self.quantizer.num_bits} bits) per query"),
+        tf.debugging.assert_equal(
+            tf.cast(fingerprint, tf.int64), self.code_fingerprint,
+            message="query codes come from a different Sign-OPORP encoder (seed, "
+                    "number of bits or dim) than the index's"),
+    ]
+    with tf.control_dependencies(checks):
+      query_codes = tf.identity(query_codes)
+    if filters is None:
+      filters = tf.fill(tf.shape(query_codes)[:1], "")
+    snapshot = ops.read_rows(self.row_variables)
+    program = filter_lib.compile_filters(filters, self.bit_keys)
+    mask, _ = ops.filter_mask(snapshot[2], program)
+    found = ops.hamming_top_k(query_codes, snapshot[-1], mask, k)
+    ids = tf.where(found.indices >= 0,
+                   tf.gather(snapshot[0], tf.maximum(found.indices, 0)), "")
+    return found.scores, ids, found.count
 
   def call(self, queries: tf.Tensor, filters: Optional[tf.Tensor] = None,
            k=10, strategy: str = "auto"

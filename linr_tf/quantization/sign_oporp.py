@@ -27,6 +27,7 @@ m = 512). The law is exact in expectation for Gaussian bins; Hadamard
 coordinates and bin sums are close to that, and the tests bound the bias.
 """
 
+import hashlib
 import math
 
 import numpy as np
@@ -161,6 +162,13 @@ class SignOPORP(tf.Module):
   def estimate_cosine(self, matches):
     """Cosine estimate from matching-bit counts (e.g. hamming_top_k scores)."""
     return estimate_cosine(matches, self.num_bits)
+
+  @property
+  def fingerprint(self) -> int:
+    """int64 naming this encoder (dim, m, seed, rotate): codes made by encoders
+    with different fingerprints are not comparable."""
+    text = f"sign-oporp/v1/dim={self.dim}/m={self.num_bits}/seed={self.seed}/rotate={self.rotate}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
 
   def memory_per_item_bytes(self) -> int:
     """Bytes of one packed code."""
