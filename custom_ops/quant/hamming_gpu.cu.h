@@ -18,7 +18,10 @@
 // query's threshold and, if it passes, appended to the query's candidate
 // buffer (warp-aggregated atomic). Two kernels:
 //   ScanSingle: one query per block row (B == 1): query in registers, the
-//               mask word decides the load.
+//               mask word decides the load. A sparse chunk (<= kCompactMax
+//               passing items of 1024) is first compacted into a list of
+//               passing positions in shared memory, so that every lane of a
+//               load instruction fetches a passing item.
 //   ScanGroup:  up to kGroup queries per block: every code is loaded once and
 //               scored against each query whose mask bit is set (query codes
 //               and the chunk's mask words in shared memory).
@@ -61,6 +64,7 @@ constexpr int kGroup = 64;        // queries per block of ScanGroup
 constexpr int kWarps = 8;         // warps per scan block
 constexpr int kSelectThreads = 1024;
 constexpr uint32_t kFull = 0xffffffffu;
+constexpr int kCompactMax = 256;  // ScanSingle: chunks with <= this many passing items are compacted
 
 // ---------------------------------------------------------------------------
 // Workspace: per query a candidate buffer of `cap` keys, a threshold key and a
@@ -155,11 +159,22 @@ __device__ __forceinline__ void LoadCode(const uint32_t* p, uint32_t* out) {
 }
 
 // Matching bits of a query (registers or shared memory) and a loaded code.
+// Words are taken three at a time through a carry-save adder (per bit:
+// x0 + x1 + x2 = ones + 2 * twos), so three words cost two popcounts (POPC
+// runs at a quarter of the integer rate on sm_90); the sum is exact.
 template <int WC>
 __device__ __forceinline__ int ScoreFixed(const uint32_t* q, const uint32_t* c) {
   int dist = 0;
+  int j = 0;
 #pragma unroll
-  for (int j = 0; j < WC; ++j) dist += Popcount32(q[j] ^ c[j]);
+  for (; j + 3 <= WC; j += 3) {
+    const uint32_t x0 = q[j] ^ c[j], x1 = q[j + 1] ^ c[j + 1], x2 = q[j + 2] ^ c[j + 2];
+    const uint32_t ones = x0 ^ x1 ^ x2;
+    const uint32_t twos = (x0 & x1) | (x2 & (x0 ^ x1));
+    dist += Popcount32(ones) + 2 * Popcount32(twos);
+  }
+#pragma unroll
+  for (; j < WC; ++j) dist += Popcount32(q[j] ^ c[j]);
   return 32 * WC - dist;
 }
 
@@ -211,6 +226,7 @@ template <int WC>
 __global__ void __launch_bounds__(kWarps * 32) ScanSingleKernel(ScanArgs a) {
   constexpr int U = Unroll<WC>::value;
   constexpr int R = WC > 0 ? WC : 1;
+  __shared__ uint16_t list_s[kWarps * kCompactMax];
   const int lane = threadIdx.x & 31;
   const int64_t q = blockIdx.y;
   uint32_t qc[R];
@@ -229,6 +245,61 @@ __global__ void __launch_bounds__(kWarps * 32) ScanSingleKernel(ScanArgs a) {
     if (w < a.word_end) {
       m = HammingValidBits(w, a.num_items);
       if (mrow != nullptr) m &= static_cast<uint32_t>(__ldg(mrow + w));
+    }
+    // Sparse chunk: list the passing items (positions in the chunk) in
+    // shared memory and give every lane one, so that each load instruction
+    // serves 32 items instead of the few passing in one word.
+    const int n_pass = __popc(m);
+    int incl = n_pass;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(kFull, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const int total = __shfl_sync(kFull, incl, 31);
+    // Compact only when the word path would need several steps.
+    if (total <= kCompactMax && __popc(__ballot_sync(kFull, m != 0u)) > U) {
+      uint16_t* list = list_s + (threadIdx.x >> 5) * kCompactMax;
+      int off = incl - n_pass;
+      for (uint32_t bits = m; bits != 0u; bits &= bits - 1u) {
+        list[off++] = static_cast<uint16_t>(lane * 32 + __ffs(bits) - 1);
+      }
+      __syncwarp();
+      for (int base = 0; base < total; base += 32 * U) {
+        bool bit[U];
+        int64_t item[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int p = base + u * 32 + lane;
+          bit[u] = p < total;
+          item[u] = c0 * 32 + (bit[u] ? list[p] : 0);
+        }
+        uint32_t code[U][R];
+        if constexpr (WC > 0) {
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            if (bit[u]) LoadCode<WC>(a.codes + item[u] * WC, code[u]);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          uint64_t key = 0;
+          bool want = false;
+          if (bit[u]) {
+            int s;
+            if constexpr (WC > 0) {
+              s = ScoreFixed<WC>(qc, code[u]);
+            } else {
+              s = ScoreGeneric(qp, a.codes, item[u], a.words);
+            }
+            key = HammingKey(s, item[u]);
+            want = key >= thr;
+          }
+          Append(a, q, want, key, lane);
+        }
+      }
+      __syncwarp();  // the next chunk overwrites the list
+      continue;
     }
     uint32_t live = __ballot_sync(kFull, m != 0u);
     while (live != 0u) {
