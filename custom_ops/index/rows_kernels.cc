@@ -8,6 +8,7 @@
 #include "tensorflow/core/framework/resource_var.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
+#include "tensorflow/core/platform/env.h"
 
 namespace linr {
 
@@ -169,10 +170,20 @@ class ReadRowsOp : public tf::OpKernel {
   tf::DataTypeVector dtypes_;
 };
 
+// True when no reader holds the buffer of any of the variables (read without
+// the locks: a hint only, re-checked under them).
+bool NoReaders(const Variables& vars, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (!vars[i]->tensor()->RefCountIsOne()) return false;
+  }
+  return true;
+}
+
 class WriteRowsOp : public tf::OpKernel {
  public:
   explicit WriteRowsOp(tf::OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("dtypes", &dtypes_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_wait_us", &max_wait_us_));
   }
 
   void Compute(tf::OpKernelContext* ctx) override {
@@ -192,6 +203,16 @@ class WriteRowsOp : public tf::OpKernel {
 
     Variables vars(ctx, n, dtypes_);
     OP_REQUIRES_OK(ctx, vars.status());
+    // Give in-flight searches up to max_wait_us to drop their snapshot, so the
+    // write can go in place instead of copying the variables. Readers are not
+    // blocked meanwhile (no lock is held), so this cannot deadlock.
+    if (max_wait_us_ > 0 && !NoReaders(vars, n)) {
+      tf::Env* env = tf::Env::Default();
+      const uint64_t deadline = env->NowMicros() + max_wait_us_;
+      while (!NoReaders(vars, n) && env->NowMicros() < deadline) {
+        env->SleepForMicroseconds(20);
+      }
+    }
     LockSet locks(vars, /*exclusive=*/true);
 
     // Checks first: an error leaves every variable untouched.
@@ -265,6 +286,7 @@ class WriteRowsOp : public tf::OpKernel {
 
  private:
   tf::DataTypeVector dtypes_;
+  int64_t max_wait_us_ = 0;
 };
 
 REGISTER_KERNEL_BUILDER(Name("LinrReadRows").Device(tf::DEVICE_CPU), ReadRowsOp);

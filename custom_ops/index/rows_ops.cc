@@ -55,6 +55,7 @@ REGISTER_OP("LinrWriteRows")
     .Output("num_rows: int64")
     .Attr("N: int >= 1")
     .Attr("dtypes: list(type)")
+    .Attr("max_wait_us: int = 20000")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       ::tensorflow::shape_inference::ShapeHandle unused;
@@ -72,7 +73,8 @@ of all variables: if min_rows > R, each variable grows to max(min_rows, 2 R)
 rows (new rows zero / empty string); then values[i][j] is written to row
 rows[j] of variable i. A buffer still referenced by a reader (e.g. the
 snapshot of an in-flight search) is copied before the write, so that reader
-keeps its version.
+keeps its version; to avoid that copy, the op first waits up to max_wait_us
+(without holding any lock) for in-flight readers to finish.
 
 resources: the variables.
 rows: [M] row indices, each in [0, max(R, min_rows)), no duplicates.

@@ -34,7 +34,7 @@ def read_rows(variables: Sequence[tf.Variable], name=None) -> List[tf.Tensor]:
 
 
 def write_rows(variables: Sequence[tf.Variable], rows, values, min_rows,
-               name=None) -> tf.Tensor:
+               max_wait_us: int = 20000, name=None) -> tf.Tensor:
   """Writes `values[i]` into rows `rows` of `variables[i]`, for all i at once.
 
   Args:
@@ -43,6 +43,8 @@ def write_rows(variables: Sequence[tf.Variable], rows, values, min_rows,
     values: values[i] is [M] + row shape of variables[i].
     min_rows: int64 scalar; the variables grow to max(min_rows, 2 R) rows
       first when min_rows > R (new rows zero / "").
+    max_wait_us: how long to wait for in-flight readers before copying a
+      buffer they still hold (copy-on-write) instead of writing in place.
 
   Returns:
     int64 scalar, the number of rows after the write.
@@ -52,4 +54,4 @@ def write_rows(variables: Sequence[tf.Variable], rows, values, min_rows,
   return _library.load_library().linr_write_rows(
       resources=[v.handle for v in variables],
       rows=tf.cast(rows, tf.int64), values=values,
-      min_rows=tf.cast(min_rows, tf.int64), name=name)
+      min_rows=tf.cast(min_rows, tf.int64), max_wait_us=int(max_wait_us), name=name)
