@@ -150,18 +150,12 @@ def from_dict(d: dict) -> Config:
 
   d["query_features"] = specs("query_features")
   d["item_features"] = specs("item_features")
-  if "train" in d:
-    tk = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = set(d["train"]) - tk
-    if bad:
-      raise ValueError(f"train: unknown keys {sorted(bad)}")
-    d["train"] = TrainConfig(**d["train"])
-  if "index" in d:
-    ik = {f.name for f in dataclasses.fields(IndexConfig)}
-    bad = set(d["index"]) - ik
-    if bad:
-      raise ValueError(f"index: unknown keys {sorted(bad)}")
-    d["index"] = IndexConfig(**d["index"])
+  for key, section in (("train", TrainConfig), ("index", IndexConfig)):
+    if key in d:
+      bad = set(d[key]) - {f.name for f in dataclasses.fields(section)}
+      if bad:
+        raise ValueError(f"{key}: unknown keys {sorted(bad)}")
+      d[key] = section(**d[key])
   return Config(**d)
 
 

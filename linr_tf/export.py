@@ -93,14 +93,7 @@ class RetrievalModule(tf.Module):
     k = tf.ensure_shape(inputs["k"], [], name="check_k")
     first = next(iter(features.values()))
     batch = tf.shape(first)[0]
-    checks = [
-        tf.debugging.assert_positive(k, message="k must be > 0"),
-        tf.debugging.assert_less_equal(
-            k, self.max_k, message=f"k must be <= {self.max_k}"),
-        tf.debugging.assert_equal(
-            tf.shape(filters)[0], batch,
-            message="`filter` needs one string per query (\"\" = no filter)"),
-    ]
+    checks = self._request_checks(filters, k, batch)
     for name, value in features.items():
       checks.append(tf.debugging.assert_equal(
           tf.shape(value)[0], batch,
@@ -114,6 +107,17 @@ class RetrievalModule(tf.Module):
     with tf.control_dependencies(checks):
       queries = self.query_tower(features)
     return self._search(queries, filters, k, strategy, checks)
+
+  def _request_checks(self, filters, k, batch):
+    """Asserts shared by the search signatures: k range, one filter per query."""
+    return [
+        tf.debugging.assert_positive(k, message="k must be > 0"),
+        tf.debugging.assert_less_equal(
+            k, self.max_k, message=f"k must be <= {self.max_k}"),
+        tf.debugging.assert_equal(
+            tf.shape(filters)[0], batch,
+            message="`filter` needs one string per query (\"\" = no filter)"),
+    ]
 
   def _search(self, queries, filters, k, strategy=None, checks=()):
     if strategy is not None:
@@ -135,14 +139,8 @@ class RetrievalModule(tf.Module):
                               name="check_query_embedding")
     filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
     k = tf.ensure_shape(inputs["k"], [], name="check_k")
-    checks = [
-        tf.debugging.assert_positive(k, message="k must be > 0"),
-        tf.debugging.assert_less_equal(k, self.max_k, message=f"k must be <= {self.max_k}"),
-        tf.debugging.assert_equal(
-            tf.shape(filters)[0], tf.shape(queries)[0],
-            message="`filter` needs one string per query (\"\" = no filter)"),
-        tf.debugging.assert_all_finite(queries, "query embeddings contain NaN or Inf"),
-    ]
+    checks = self._request_checks(filters, k, tf.shape(queries)[0]) + [
+        tf.debugging.assert_all_finite(queries, "query embeddings contain NaN or Inf")]
     return self._search(queries, filters, k, None, checks)
 
   def retrieve_codes(self, inputs):
@@ -150,13 +148,7 @@ class RetrievalModule(tf.Module):
     filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
     k = tf.ensure_shape(inputs["k"], [], name="check_k")
     codes = tf.ensure_shape(inputs["query_codes"], [None, None], name="check_query_codes")
-    checks = [
-        tf.debugging.assert_positive(k, message="k must be > 0"),
-        tf.debugging.assert_less_equal(k, self.max_k, message=f"k must be <= {self.max_k}"),
-        tf.debugging.assert_equal(
-            tf.shape(filters)[0], tf.shape(codes)[0],
-            message="`filter` needs one string per query (\"\" = no filter)"),
-    ]
+    checks = self._request_checks(filters, k, tf.shape(codes)[0])
     with tf.control_dependencies(checks):
       scores, ids, count = self.index.search_codes(codes, inputs["code_fingerprint"],
                                                    filters, k)

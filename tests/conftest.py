@@ -39,9 +39,14 @@ def feed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(feed):
   """(model, catalog, cfg) after one short epoch, index built."""
+  cfg, catalog, log, _ = feed
+  return train_small(cfg, catalog, log)
+
+
+def train_small(cfg, catalog, log):
+  """(model, catalog, cfg): one short epoch of `cfg` on the feed, index built."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from linr_tf import model as model_lib  # pylint: disable=g-import-not-at-top
-  cfg, catalog, log, _ = feed
   tf.keras.utils.set_random_seed(0)
   model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
   model.compile(optimizer=tf.keras.optimizers.Adagrad(cfg.train.learning_rate))

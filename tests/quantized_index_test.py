@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 import linr_tf
 from linr_tf import config as config_lib
 from linr_tf import export as export_lib
-from linr_tf import model as model_lib
 from linr_tf.filter import AttributeSchema
 from linr_tf.index import ItemIndex
 from linr_tf.index.live_index import LiveIndex
@@ -96,13 +96,7 @@ def quantized_model(feed):
   cfg, catalog, log, _ = feed
   cfg = dataclasses.replace(cfg, index=config_lib.IndexConfig(
       vectors="float16", code_bits=64, code_seed=5, rerank_factor=8))
-  tf.keras.utils.set_random_seed(0)
-  model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
-  model.compile(optimizer=tf.keras.optimizers.Adagrad(cfg.train.learning_rate))
-  train_ds, _ = model_lib.make_datasets(cfg, catalog, log)
-  model.fit(train_ds, epochs=1, verbose=0)
-  model.build_index(catalog)
-  return model, catalog, cfg
+  return conftest.train_small(cfg, catalog, log)
 
 
 def test_saved_model_round_trip_and_encoder_checks(quantized_model, tmp_path):
