@@ -8,10 +8,16 @@
 Binds 127.0.0.1 unless --address says otherwise. A port of -1 picks a free
 one, 0 disables that API; the bound ports are printed as one line
 `LINR_SERVING_READY rest=<port> grpc=<port>` once the models are loaded.
+
+With `--ingest_source local:<dir>|redis://127.0.0.1:<port>/<stream>` and
+`--ingest_snapshot_dir`, the server restores the served index from its newest
+snapshot and applies the change stream to it in process (linr_tf.ingest):
+published items become searchable without a restart or a new version.
 """
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -34,6 +40,15 @@ log = logging.getLogger("serving")
 DEFAULT_MAX_REQUEST_BYTES = 16 << 20
 
 
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+  """A change stream applied to one served model's index (see linr_tf.ingest)."""
+  source: str                 # local:<dir> or redis://127.0.0.1:<port>/<stream>
+  snapshot_dir: str
+  model_name: str
+  snapshot_interval_s: float = 60.0
+
+
 class Server:
   """Owns the manager, the executor and both front ends.
 
@@ -46,8 +61,16 @@ class Server:
                batching: Optional[config_lib.BatchingOptions] = None,
                poll_seconds: float = 1.0, num_threads: int = 2,
                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-               loader=None):
+               loader=None, ingest: Optional["IngestOptions"] = None):
     self.address = address
+    if ingest is not None and poll_seconds:
+      log.warning("--ingest_source: version polling is off (updates are applied "
+                  "to the version loaded at start; a new version would drop them)")
+      poll_seconds = 0
+    self.ingest = ingest
+    self._ingestor = None
+    self._ingest_thread = None
+    self._ingest_stop = threading.Event()
     self.manager = ModelManager(server_config, poll_seconds, loader)
     self.executor = Executor(batching, num_threads)
     self.service = PredictService(self.manager, self.executor)
@@ -93,6 +116,40 @@ class Server:
     if self._runner is not None:
       await self._runner.cleanup()
 
+  def _start_ingest(self) -> None:
+    """Recovers the served index from its newest snapshot, then applies the
+    change stream to it on a background thread (queries see each change as
+    soon as it is applied)."""
+    if self.ingest is None:
+      return
+    from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
+    from linr_tf.ingest.ingestor import Ingestor  # pylint: disable=g-import-not-at-top
+    from linr_tf.ingest.sources import open_source  # pylint: disable=g-import-not-at-top
+    servable = self.manager.resolve(self.ingest.model_name)   # held until stop
+    self._ingest_servable = servable
+    live = LiveIndex(servable.loaded)
+    self._ingestor = Ingestor(live, open_source(self.ingest.source),
+                              self.ingest.snapshot_dir,
+                              snapshot_interval_s=self.ingest.snapshot_interval_s)
+    self._ingestor.recover()
+    self._ingest_thread = threading.Thread(
+        target=self._ingestor.run, args=(self._ingest_stop,), name="ingest", daemon=True)
+    self._ingest_thread.start()
+    log.info("ingesting %s into model %s version %d", self.ingest.source,
+             self.ingest.model_name, servable.version)
+
+  def _stop_ingest(self) -> None:
+    if self._ingest_thread is not None:
+      self._ingest_stop.set()
+      self._ingest_thread.join(timeout=60)
+      self._ingestor.close()
+      self._ingest_thread = None
+      self._ingest_servable.unref()
+
+  def ingest_metrics(self):
+    """Counters and freshness of the in-process ingestor (None without one)."""
+    return None if self._ingestor is None else self._ingestor.metrics()
+
   def ready_line(self) -> str:
     return (f"LINR_SERVING_READY rest={self.rest_port or 0} "
             f"grpc={self.grpc_port or 0}")
@@ -100,6 +157,7 @@ class Server:
   def start(self, timeout: float = 600) -> "Server":
     """Loads the models, then serves on a background thread."""
     self.manager.start(timeout=timeout)
+    self._start_ingest()
     started = threading.Event()
     failure = []
 
@@ -131,11 +189,13 @@ class Server:
       self._loop.call_soon_threadsafe(self._stopped.set)
     if self._thread is not None:
       self._thread.join(timeout=30)
+    self._stop_ingest()
     self.manager.stop()
     self.executor.shutdown()
 
   def serve_forever(self) -> None:
     self.manager.start()
+    self._start_ingest()
 
     async def main():
       self._stopped = asyncio.Event()
@@ -150,6 +210,7 @@ class Server:
     try:
       asyncio.run(main())
     finally:
+      self._stop_ingest()
       self.manager.stop()
       self.executor.shutdown()
 
@@ -181,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--max_request_bytes", type=int,
                  default=DEFAULT_MAX_REQUEST_BYTES,
                  help="largest accepted REST body / gRPC message")
+  p.add_argument("--ingest_source",
+                 help="apply a change stream to the served index: local:<dir> "
+                 "or redis://127.0.0.1:<port>/<stream> (turns version polling off)")
+  p.add_argument("--ingest_snapshot_dir",
+                 help="snapshots (+ dead-letter log) of the ingested index; "
+                 "required with --ingest_source")
+  p.add_argument("--ingest_model_name",
+                 help="model whose index ingests (default: --model_name)")
+  p.add_argument("--ingest_snapshot_interval_seconds", type=float, default=60.0)
   p.add_argument("--verbose", action="store_true")
   return p
 
@@ -200,11 +270,18 @@ def server_from_args(args) -> Server:
         args.batching_parameters_file)
   elif args.enable_batching:
     batching = config_lib.BatchingOptions()
+  ingest = None
+  if args.ingest_source:
+    if not args.ingest_snapshot_dir:
+      raise config_lib.ConfigError("--ingest_source needs --ingest_snapshot_dir")
+    ingest = IngestOptions(args.ingest_source, args.ingest_snapshot_dir,
+                           args.ingest_model_name or args.model_name,
+                           args.ingest_snapshot_interval_seconds)
   return Server(cfg, address=args.address, rest_port=args.rest_port,
                 grpc_port=args.grpc_port, batching=batching,
                 poll_seconds=args.file_system_poll_wait_seconds,
                 num_threads=args.num_threads,
-                max_request_bytes=args.max_request_bytes)
+                max_request_bytes=args.max_request_bytes, ingest=ingest)
 
 
 def main(argv=None) -> int:
