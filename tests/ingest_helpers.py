@@ -92,4 +92,5 @@ def demo_spec(dim: int = 4):
                                 ("lang", "categorical"),
                                 ("type", "categorical"),
                                 ("age_hours", "numeric")],
-                 attributes=["age_hours", "lang", "topic", "type"])
+                 attributes=["age_hours", "lang", "topic", "type"],
+                 item_id_feature="item_id")

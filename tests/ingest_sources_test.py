@@ -78,6 +78,15 @@ def test_local_log_tails_a_live_writer(tmp_path):
   assert [json.loads(r.data)["n"] for r in got] == list(range(n))
 
 
+def test_local_log_empty_segment_returns_nothing(tmp_path):
+  d = str(tmp_path / "log")
+  with sources.LocalLogWriter(d) as w:     # creates an empty segment 0
+    src = sources.LocalLogSource(d)
+    assert src.read(10, 0.1) == []
+    w.append(["{}"])
+    assert [r.offset for r in src.read(10, 1.0)] == [0]
+
+
 def test_local_log_one_writer(tmp_path):
   d = str(tmp_path / "log")
   with sources.LocalLogWriter(d):

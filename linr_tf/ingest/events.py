@@ -7,7 +7,7 @@ One event per record, a JSON object (never pickle):
      "payload": {"embedding": [0.1, ...], "attributes": {"lang": "en", ...}}}
 
   item_id     non-empty string, the external item id
-  version     int64, per item; the contract's version semantics decide what
+  version     int64 >= 0, per item; the contract's version semantics decide what
               applies (an older version never overwrites a newer one)
   op          "upsert"             payload {"features": {item feature: value}}:
                                    embedded by the item tower in the model; the
@@ -22,7 +22,7 @@ One event per record, a JSON object (never pickle):
 Categorical values are strings; a multi-valued one is a list of strings or one
 string joined by the separator ("ai|ml"). Numeric values are finite numbers.
 Every filter attribute must be given (attributes are replaced whole). In
-`upsert`, id-typed features left out are filled with `item_id`.
+`upsert`, the item id feature may be left out (it is `item_id`).
 
 `decode(text)` parses and checks the shape of an event; `Validator(spec)`
 checks it against the index (width, known attribute values, finiteness) and
@@ -43,7 +43,8 @@ DELETE = "delete"
 UPDATE_ATTRIBUTES = "update_attributes"
 OPS = (UPSERT, UPSERT_EMBEDDING, DELETE, UPDATE_ATTRIBUTES)
 FIELDS = ("item_id", "version", "op", "event_time")
-INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+INT64_MAX = 2**63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BadEvent(ValueError):
@@ -137,8 +138,8 @@ def decode(data) -> Event:
     raise BadEvent("item_id contains NUL")
   if not isinstance(version, int) or isinstance(version, bool):
     raise BadEvent(f"version must be an integer, got {version!r}")
-  if not INT64_MIN <= version <= INT64_MAX:
-    raise BadEvent(f"version {version} is out of the int64 range")
+  if not 0 <= version <= INT64_MAX:
+    raise BadEvent(f"version {version} is out of range (0 .. 2^63 - 1)")
   if op not in OPS:
     raise BadEvent(f"op must be one of {', '.join(OPS)}, got {op!r}")
   if not _is_number(event_time) or not math.isfinite(event_time):
@@ -170,21 +171,23 @@ class Spec:
   item_features: List[Tuple[str, str]]
   attributes: List[str]
   separator: str = "|"
+  item_id_feature: Optional[str] = None   # must equal item_id (filled if absent)
 
   @classmethod
   def from_live(cls, live) -> "Spec":
     return cls(int(live.dim), live.schema,
                [(str(n), str(t)) for n, t in live.item_features],
                [str(a) for a in live.attributes],
-               getattr(live, "separator", "|"))
+               getattr(live, "separator", "|"),
+               getattr(live, "item_id_feature", None))
 
 
 class Validator:
   """Checks events against a `Spec`; `check(event)` -> normalised event.
 
   Normalised payloads: "features" / "attributes" map names to a str
-  (multi-valued joined by the separator) or a float; "embedding" is a list of
-  `dim` floats. Raises BadEvent with the reason otherwise.
+  (multi-valued joined by the separator) or a float; "embedding" is a
+  float32 array [dim]. Raises BadEvent with the reason otherwise.
   """
 
   def __init__(self, spec: Spec):
@@ -218,20 +221,25 @@ class Validator:
       payload = {"features": self._item_features(p["features"], event.item_id)}
     return dataclasses.replace(event, payload=payload)
 
-  def _embedding(self, values) -> List[float]:
+  def _embedding(self, values) -> np.ndarray:
     if not isinstance(values, list):
       raise BadEvent(f"embedding must be a list of {self.spec.dim} numbers")
     if len(values) != self.spec.dim:
       raise BadEvent(f"embedding has width {len(values)}, the index takes "
                      f"{self.spec.dim}")
     for i, x in enumerate(values):
-      if not _is_number(x):
-        raise BadEvent(f"embedding[{i}] is not a number: {x!r}")
+      if type(x) is not float and (type(x) is not int):  # not bool, not str
+        if not _is_number(x):
+          raise BadEvent(f"embedding[{i}] is not a number: {x!r}")
+    arr = np.asarray(values, np.float64)
+    bad = np.flatnonzero(~np.isfinite(arr) | (np.abs(arr) > FLOAT32_MAX))
+    if bad.size:
+      i = int(bad[0])
+      x = values[i]
       if not math.isfinite(x):
         raise BadEvent(f"embedding[{i}] is {x} (must be finite)")
-      if abs(x) > 3.4e38:
-        raise BadEvent(f"embedding[{i}] = {x} overflows float32")
-    return [float(x) for x in values]
+      raise BadEvent(f"embedding[{i}] = {x} overflows float32")
+    return arr.astype(np.float32)
 
   def _categorical(self, what, value, known: Optional[set]) -> str:
     values = value if isinstance(value, list) else [value]
@@ -257,6 +265,8 @@ class Validator:
       raise BadEvent(f"{what} must be a number, got {value!r}")
     if not math.isfinite(value):
       raise BadEvent(f"{what} is {value} (must be finite)")
+    if abs(value) > FLOAT32_MAX:
+      raise BadEvent(f"{what} = {value} overflows float32")
     return float(value)
 
   def _attributes(self, attrs) -> Dict[str, Any]:
@@ -285,10 +295,14 @@ class Validator:
       raise BadEvent(f"unknown feature(s) {unknown}")
     out = {}
     missing = []
+    id_feature = self.spec.item_id_feature
+    if id_feature in feats and feats[id_feature] != item_id:
+      raise BadEvent(f"feature '{id_feature}' = {feats[id_feature]!r} differs "
+                     f"from item_id {item_id!r}")
     for name, kind in self._features.items():
       what = f"feature '{name}'"
       if name not in feats:
-        if kind == "id":
+        if name == id_feature or (id_feature is None and kind == "id"):
           out[name] = item_id
           continue
         missing.append(name)

@@ -154,8 +154,31 @@ class Ingestor:
       logging.info("ingest: restored %s (offset %s)", path, self.offset)
       break
     self.source.seek(self.offset)
+    self.warm_up()
     self._last_snapshot_t = time.monotonic()
     return self.offset
+
+  def warm_up(self):
+    """Calls each update signature once with no rows (the first call of a
+    loaded function is slow), so the first real batch is not."""
+    empty = np.zeros([0], dtype=object)
+    none = np.zeros([0], np.int64)
+    attrs = {a: (np.zeros([0], np.float32) if a in self._numeric else empty)
+             for a in self._attributes}
+    feats = {n: (np.zeros([0], np.float32) if k == "numeric" else empty)
+             for n, k in self._features}
+    calls = [
+        lambda: self.live.upsert_embeddings(
+            empty, none, np.zeros([0, self.validator.spec.dim], np.float32),
+            attrs),
+        lambda: self.live.upsert_items(empty, none, feats),
+        lambda: self.live.update_attributes(empty, none, attrs),
+        lambda: self.live.delete_items(empty, none)]
+    for call in calls:
+      try:
+        call()
+      except self._index_errors as e:
+        logging.warning("ingest: warm-up call failed: %s", _one_line(e))
 
   def _cleanup_temporaries(self):
     if not os.path.isdir(self.snapshot_dir):
@@ -214,7 +237,7 @@ class Ingestor:
       return live.update_attributes(ids, versions, ev.attribute_columns(
           evs, self._attributes, self._numeric))
     if op == ev.UPSERT_EMBEDDING:
-      emb = np.array([e.payload["embedding"] for e in evs], np.float32)
+      emb = np.stack([e.payload["embedding"] for e in evs]).astype(np.float32)
       return live.upsert_embeddings(ids, versions, emb, ev.attribute_columns(
           evs, self._attributes, self._numeric))
     feats = {}

@@ -207,8 +207,9 @@ class LocalLogSource(Source):
     return True
 
   def _next_segment_exists(self) -> bool:
-    return os.path.exists(os.path.join(self.directory,
-                                       _segment_name(self._next)))
+    # An empty segment has no successor yet (it would start at the same offset).
+    return self._next != self._start and os.path.exists(
+        os.path.join(self.directory, _segment_name(self._next)))
 
   def read(self, max_records: int, timeout_s: float) -> List[Record]:
     deadline = time.monotonic() + timeout_s
