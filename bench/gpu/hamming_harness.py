@@ -18,47 +18,35 @@ some query lets pass) / read bandwidth measured in this run; PyTorch anchor
 (chunked XOR + SWAR popcount + masked topk) in the same process.
 
   python3 bench/gpu/hamming_harness.py --lib build/liblinr_cuda.so --out $OUT [--quick]
+      [--correctness-only]
 """
-import argparse
-import ctypes
-import json
 import os
-import statistics
+import sys
 import time
 
 import torch
 
-DEV = "cuda"
-LOG = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (DEV, I32, I64, SZ, VP, arg_parser, copy_bandwidth, load_lib, log,  # noqa: E402
+                    pack_bits, read_bandwidth, stream, timeit_stats, workspace, write_results)
+
 I32_MIN, I32_MAX = -2**31, 2**31 - 1
-
-
-def log(*a):
-    s = " ".join(str(x) for x in a)
-    print(s, flush=True)
-    LOG.append(s)
 
 
 class Lib:
     def __init__(self, path):
-        L = ctypes.CDLL(path)
-        vp, i64, i32, sz = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_size_t
-        L.linr_hamming_topk_workspace_bytes.argtypes = [i64, i64, i64]
-        L.linr_hamming_topk_workspace_bytes.restype = sz
-        L.linr_hamming_topk.argtypes = [vp, vp, vp, i64, i64, i64, i64, vp, sz, vp, vp, vp, vp]
-        L.linr_hamming_topk.restype = i32
-        self.L = L
-        self.ws = None
+        self.L = load_lib(path, {
+            "linr_hamming_topk_workspace_bytes": ([I64, I64, I64], SZ),
+            "linr_hamming_topk": ([VP, VP, VP, I64, I64, I64, I64, VP, SZ, VP, VP, VP, VP], I32),
+        })
+        self.ws = {}
 
     def topk(self, q, codes, mask, k, out=None):
         """q int32 [B, Wc], codes int32 [N, Wc] (any strides of rows ok if
         contiguous), mask int32 [B, ceil(N/32)] or None."""
         b, wc = q.shape
         n = codes.shape[0]
-        need = self.L.linr_hamming_topk_workspace_bytes(b, n, k)
-        if self.ws is None or self.ws.numel() < need:
-            self.ws = None
-            self.ws = torch.empty(need, dtype=torch.uint8, device=DEV)
+        ws = workspace(self.ws, 0, self.L.linr_hamming_topk_workspace_bytes(b, n, k))
         if out is None:
             out = (torch.full((b, k), 12345.0, dtype=torch.float32, device=DEV),  # poisoned
                    torch.full((b, k), -7, dtype=torch.int32, device=DEV),
@@ -66,32 +54,14 @@ class Lib:
         s, i, c = out
         rc = self.L.linr_hamming_topk(q.data_ptr(), codes.data_ptr(),
                                       None if mask is None else mask.data_ptr(), b, n, wc, k,
-                                      self.ws.data_ptr(), self.ws.numel(), s.data_ptr(),
-                                      i.data_ptr(), c.data_ptr(),
-                                      torch.cuda.current_stream().cuda_stream)
+                                      ws.data_ptr(), ws.numel(), s.data_ptr(), i.data_ptr(),
+                                      c.data_ptr(), stream())
         assert rc == 0, f"linr_hamming_topk error {rc}"
         return s, i, c
 
 
 # ---------------------------------------------------------------------------
-# Masks.
-def pack_bits(passes):
-    """bool [B, N] (cuda) -> int32 [B, ceil(N/32)] (bit i % 32 of word i // 32)."""
-    b, n = passes.shape
-    m = (n + 31) // 32
-    pad = torch.zeros((b, m * 32), dtype=torch.int64, device=passes.device)
-    pad[:, :n] = passes.to(torch.int64)
-    w = (pad.view(b, m, 32) << torch.arange(32, device=passes.device)).sum(-1)
-    w = torch.where(w >= 2**31, w - 2**32, w)
-    return w.to(torch.int32)
-
-
-def unpack_bits(mask, n):
-    b, m = mask.shape
-    bits = (mask.to(torch.int64).unsqueeze(-1) >> torch.arange(32, device=mask.device)) & 1
-    return bits.view(b, m * 32)[:, :n].bool()
-
-
+# Masks (pack_bits: common.py).
 def random_mask(b, n, rate, gen, chunk_bits=1 << 27):
     """int32 [B, ceil(N/32)] with each bit < N set with probability `rate`
     (Bernoulli, generated in chunks to bound memory)."""
@@ -273,33 +243,10 @@ def correctness(lib, quick):
 
 
 # ---------------------------------------------------------------------------
-# Timing.
-def timeit(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts), min(ts)
-
-
+# Timing (timeit_stats: common.py).
 def measure_bandwidth(codes):
-    src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=DEV)
-    dst = torch.empty_like(src)
-    t, _ = timeit(lambda: dst.copy_(src), 2, 10)
-    copy_bw = 2 * src.numel() / (t * 1e-3)
-    del src, dst
     flat = codes.view(-1)[: min(codes.numel(), 1024**3)].view(torch.float32)  # <= 4 GB
-    t2, _ = timeit(lambda: flat.sum(), 2, 10)
-    read_bw = flat.numel() * 4 / (t2 * 1e-3)
-    return copy_bw, read_bw
+    return copy_bandwidth(), read_bandwidth(flat, 2, 10)
 
 
 def union_stats(mask, n, wc):
@@ -393,7 +340,7 @@ def bench(lib, configs, rows, budget, t0, bw_cache):
                        torch.empty((b,), dtype=torch.int32, device=DEV))
                 est = full_ms * (1 if b == 1 else b / 4)
                 reps = 10 if est < 50 else 5
-                t_med, t_min = timeit(lambda: lib.topk(q, codes, mask, k, out), 2, reps)
+                t_med, t_min = timeit_stats(lambda: lib.topk(q, codes, mask, k, out), 2, reps)
                 row = dict(N=n, bits=32 * wc, B=b, pass_rate=1.0 if rate is None else rate,
                            mask="none" if mask is None else "int32 [B, N/32]", k=k, ms=t_med,
                            ms_min=t_min, floor_ms=floor_ms, full_scan_floor_ms=full_ms,
@@ -409,7 +356,7 @@ def bench(lib, configs, rows, budget, t0, bw_cache):
                         agree = all(torch.equal(s[r, :cnt[r]].to(torch.int32), av[r, :cnt[r]].to(torch.int32))
                                     for r in range(b))
                         row["anchor_scores_agree"] = bool(agree)
-                        row["anchor_ms"], _ = timeit(lambda: anchor_topk(q, codes, mask, k), 1, 3)
+                        row["anchor_ms"], _ = timeit_stats(lambda: anchor_topk(q, codes, mask, k), 1, 3)
                     except torch.OutOfMemoryError:
                         row["anchor_ms"] = None
                     torch.cuda.empty_cache()
@@ -426,12 +373,7 @@ def bench(lib, configs, rows, budget, t0, bw_cache):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", required=True)
-    ap.add_argument("--out", default=".")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--budget", type=float, default=400.0)
-    args = ap.parse_args()
+    args = arg_parser(budget=400.0).parse_args()
     t0 = time.time()
     lib = Lib(args.lib)
     name = torch.cuda.get_device_name()
@@ -439,7 +381,9 @@ def main():
     corr = correctness(lib, args.quick)
     log(f"correctness: {sum(corr.values())}/{len(corr)} PASS ({time.time()-t0:.1f} s)")
     rows, bws = [], []
-    if args.quick:
+    if args.correctness_only:
+        configs = []
+    elif args.quick:
         configs = [(10_000_000, 4, [(1, None, [100], True), (1, 0.1, [100], True), (64, 0.1, [100], True)])]
     else:
         # (B, pass rate (None: no mask), ks, anchor?)
@@ -458,11 +402,7 @@ def main():
         log(f"benchmark aborted: {e!r}")
         res["bench_error"] = repr(e)
     res["seconds"] = time.time() - t0
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gpu_hamming.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    with open(os.path.join(args.out, "hamming_harness.log"), "w") as f:
-        f.write("\n".join(LOG) + "\n")
+    write_results(args.out, "gpu_hamming.json", res, "hamming_harness.log")
     log(f"total {time.time()-t0:.1f}s; correctness {'ALL PASS' if all(corr.values()) else 'FAILURES'}")
     log("| N | B | pass | k | ms | floor ms | x floor | full-scan floor ms | anchor ms |")
     for r in rows:

@@ -8,41 +8,35 @@ HBM floor = (attribute words of all items + rows eligible for any query) bytes
 / bandwidth measured in this run.
 
   python3 bench/gpu/harness.py --lib build/liblinr_cuda.so --out $OUT [--quick]
+      [--correctness-only] [--compare-lib OTHER/liblinr_cuda.so]
+
+--compare-lib: every top-k case must also give bit-identical scores, indices
+and count with a second build of the library (e.g. before a refactoring).
 """
-import argparse
-import ctypes
-import json
 import math
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (DEV, I32, I64, SZ, VP, arg_parser, copy_bandwidth, load_lib, log,  # noqa: E402
+                    pack_bits, read_bandwidth, stream, timeit, unpack_bits, workspace,
+                    write_results)
+
 K_NOP, K_ANY, K_ALL, K_AND, K_OR, K_NOT, K_TRUE, K_FALSE = range(8)
-DEV = "cuda"
-LOG = []
-
-
-def log(*a):
-    s = " ".join(str(x) for x in a)
-    print(s, flush=True)
-    LOG.append(s)
+COMPARE = []  # [Lib] of --compare-lib
 
 
 class Lib:
     def __init__(self, path):
-        L = ctypes.CDLL(path)
-        vp, i64, i32, sz = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_size_t
-        L.linr_filter_mask.argtypes = [vp, i64, i64, vp, i64, i64, vp, vp, vp]
-        L.linr_filter_mask.restype = i32
-        L.linr_topk_workspace_bytes.argtypes = [i64, i64, i64, i32]
-        L.linr_topk_workspace_bytes.restype = sz
-        L.linr_topk.argtypes = [vp, vp, i32, vp, i64, i64, i64, i64, i32, vp, sz, vp, vp, vp, vp]
-        L.linr_topk.restype = i32
-        self.L = L
+        self.L = load_lib(path, {
+            "linr_filter_mask": ([VP, I64, I64, VP, I64, I64, VP, VP, VP], I32),
+            "linr_topk_workspace_bytes": ([I64, I64, I64, I32], SZ),
+            "linr_topk": ([VP, VP, I32, VP, I64, I64, I64, I64, I32, VP, SZ, VP, VP, VP, VP], I32),
+        })
         self.ws = {}
 
     def filter_mask(self, bits, program):
@@ -51,7 +45,7 @@ class Lib:
         m = (n + 31) // 32
         mask = torch.empty((b, m), dtype=torch.int32, device=DEV)
         count = torch.empty((b,), dtype=torch.int32, device=DEV)
-        s = torch.cuda.current_stream().cuda_stream
+        s = stream()
         rc = self.L.linr_filter_mask(bits.data_ptr(), n, w, program.data_ptr(), l, b,
                                      mask.data_ptr(), count.data_ptr(), s)
         assert rc == 0, f"linr_filter_mask error {rc}"
@@ -61,16 +55,11 @@ class Lib:
         b, d = q.shape
         n = items.shape[0]
         dtype = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[items.dtype]
-        need = self.L.linr_topk_workspace_bytes(b, n, k, strategy)
-        key = strategy
-        if key not in self.ws or self.ws[key].numel() < need:
-            self.ws.pop(key, None)
-            self.ws[key] = torch.empty(max(need, 1), dtype=torch.uint8, device=DEV)
-        ws = self.ws[key]
+        ws = workspace(self.ws, strategy, self.L.linr_topk_workspace_bytes(b, n, k, strategy))
         scores = torch.empty((b, k), dtype=torch.float32, device=DEV)
         idx = torch.empty((b, k), dtype=torch.int32, device=DEV)
         cnt = torch.empty((b,), dtype=torch.int32, device=DEV)
-        s = torch.cuda.current_stream().cuda_stream
+        s = stream()
         rc = self.L.linr_topk(q.data_ptr(), items.data_ptr(), dtype, mask.data_ptr(), b, n, d, k,
                               strategy, ws.data_ptr(), ws.numel(), scores.data_ptr(),
                               idx.data_ptr(), cnt.data_ptr(), s)
@@ -117,23 +106,6 @@ def eval_program_np(prog, bits):
     return stack[-1]
 
 
-def bool_to_words(passes):
-    """bool [B, N] (torch, cuda) -> int32 [B, ceil(N/32)]."""
-    b, n = passes.shape
-    m = (n + 31) // 32
-    pad = torch.zeros((b, m * 32), dtype=torch.int64, device=passes.device)
-    pad[:, :n] = passes.to(torch.int64)
-    w = (pad.view(b, m, 32) << torch.arange(32, device=passes.device)).sum(-1)
-    w = torch.where(w >= 2**31, w - 2**32, w)
-    return w.to(torch.int32)
-
-
-def words_to_bool(mask, n):
-    b, m = mask.shape
-    bits = (mask.to(torch.int64).unsqueeze(-1) >> torch.arange(32, device=mask.device)) & 1
-    return bits.view(b, m * 32)[:, :n].bool()
-
-
 # ---------------------------------------------------------------------------
 # Reference top-k (float64).
 def reference(q, items, passes, k):
@@ -154,7 +126,7 @@ def check_case(lib, name, q, items, passes, k, exact=False):
 
 
 def check_case_impl(lib, name, q, items, passes, k, exact=False):
-    mask = bool_to_words(passes)
+    mask = pack_bits(passes)
     n = items.shape[0]
     rv, ri, rc = reference(q, items, passes, k)
     ok = True
@@ -163,6 +135,10 @@ def check_case_impl(lib, name, q, items, passes, k, exact=False):
         s, i, c = lib.topk(q, items, mask, k, strategy)
         torch.cuda.synchronize()
         s, i, c = s.cpu(), i.cpu(), c.cpu()
+        for other in COMPARE:
+            o = [t.cpu() for t in other.topk(q, items, mask, k, strategy)]
+            if not (torch.equal(o[0], s) and torch.equal(o[1], i) and torch.equal(o[2], c)):
+                ok = False; msgs.append(f"s{strategy}: differs from --compare-lib")
         rcc = rc.cpu()
         if not torch.equal(c.long(), rcc.long()):
             ok = False; msgs.append(f"s{strategy}: count {c[:8].tolist()} vs {rcc[:8].tolist()}")
@@ -297,7 +273,7 @@ def correctness(lib):
         torch.cuda.synchronize()
         ref = np.stack([eval_program_np(prog[b], bits) for b in range(len(progs))])
         ref_t = torch.from_numpy(ref).to(DEV)
-        ok = torch.equal(words_to_bool(mask, nf), ref_t) and torch.equal(cnt.cpu().long(), ref_t.sum(1).cpu())
+        ok = torch.equal(unpack_bits(mask, nf), ref_t) and torch.equal(cnt.cpu().long(), ref_t.sum(1).cpu())
         tail = mask[:, -1].cpu().numpy().view(np.uint32) >> (nf % 32)
         ok = ok and bool((tail == 0).all())
         log(f"  [{'PASS' if ok else 'FAIL'}] filter_mask: {nb} random programs, W={w}, N={nf} (bits, counts, tail bits)")
@@ -307,32 +283,8 @@ def correctness(lib):
 
 # ---------------------------------------------------------------------------
 # Benchmark.
-def timeit(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
-
-
 def measure_bandwidth(items):
-    src = torch.empty(2 * 1024**3, dtype=torch.uint8, device=DEV)
-    dst = torch.empty_like(src)
-    t = timeit(lambda: dst.copy_(src), 2, 10)
-    copy_bw = 2 * src.numel() / (t * 1e-3)
-    del src, dst
-    flat = items.view(-1)
-    t2 = timeit(lambda: flat.sum(dtype=torch.float32), 1, 5)
-    read_bw = flat.numel() * flat.element_size() / (t2 * 1e-3)
-    return copy_bw, read_bw
+    return copy_bandwidth(), read_bandwidth(items.view(-1), 1, 5)
 
 
 def programs_for(rate, b_count):
@@ -440,32 +392,30 @@ def bench(lib, sizes, out_rows, budget_s, t0):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", required=True)
-    ap.add_argument("--out", default=".")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--budget", type=float, default=420.0)
+    ap = arg_parser(budget=420.0)
+    ap.add_argument("--compare-lib", help="second liblinr_cuda.so whose top-k must be bit-identical")
     args = ap.parse_args()
     t0 = time.time()
     lib = Lib(args.lib)
+    if args.compare_lib:
+        COMPARE.append(Lib(args.compare_lib))
     name = torch.cuda.get_device_name()
     log(f"device: {name}; torch {torch.__version__}")
     corr = correctness(lib)
+    log(f"correctness: {sum(corr.values())}/{len(corr)} PASS ({time.time()-t0:.1f} s)"
+        + (f"; top-k bit-identical to {args.compare_lib} checked" if args.compare_lib else ""))
     rows = []
-    sizes = [(1_000_000, [100])] if args.quick else [(10_000_000, [100]), (100_000_000, [100, 2000])]
-    bench(lib, sizes, rows, args.budget, t0)
+    if not args.correctness_only:
+        sizes = [(1_000_000, [100])] if args.quick else [(10_000_000, [100]), (100_000_000, [100, 2000])]
+        bench(lib, sizes, rows, args.budget, t0)
     res = dict(device=name, correctness=corr, rows=rows, seconds=time.time() - t0)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gpu_prefilter.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    with open(os.path.join(args.out, "harness.log"), "w") as f:
-        f.write("\n".join(LOG) + "\n")
-    try:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from plot import plot
-        plot(res, os.path.join(args.out, "gpu_prefilter.png"))
-    except Exception as e:  # plotting is optional on the device
-        log(f"plot skipped: {e}")
+    write_results(args.out, "gpu_prefilter.json", res, "harness.log")
+    if rows:
+        try:
+            from plot import plot
+            plot(res, os.path.join(args.out, "gpu_prefilter.png"))
+        except Exception as e:  # plotting is optional on the device
+            log(f"plot skipped: {e}")
     log(f"total {time.time()-t0:.1f}s; correctness {'ALL PASS' if all(corr.values()) else 'FAILURES'}")
 
 

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # Device-side entry point: build liblinr_cuda.so, run correctness + benchmark,
 # leave results in $OUT (JSON, log, PNG). Usage on the GPU machine:
-#   bash bench/gpu/run_device.sh [--quick] [--budget SECONDS]
+#   bash bench/gpu/run_device.sh [--quick] [--correctness-only] [--budget SECONDS]
+#       [--compare-lib OTHER.so]
+# LINR_CUDA_LIB=path reuses a built library (device_build.sh).
 set -uo pipefail
-OUT="${OUT:-/tmp/linr_gpu_out}"
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
-t0=$(date +%s)
-bash custom_ops/cuda/build.sh /tmp/linr_cuda 2>&1 | grep -v "Warning: The 'compute_" || exit 1
-echo "build: $(( $(date +%s) - t0 )) s"
-PYTHONUNBUFFERED=1 python3 bench/gpu/harness.py --lib /tmp/linr_cuda/liblinr_cuda.so --out "$OUT" "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/device_build.sh"
+PYTHONUNBUFFERED=1 python3 bench/gpu/harness.py --lib "$LIB" --out "$OUT" "$@"

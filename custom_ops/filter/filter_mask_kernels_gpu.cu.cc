@@ -4,6 +4,7 @@
 #if GOOGLE_CUDA
 #define EIGEN_USE_GPU
 
+#include "custom_ops/common/gpu_kernel_util.h"
 #include "custom_ops/filter/filter_mask_gpu.cu.h"
 #include "custom_ops/filter/filter_mask_validate.h"
 #include "custom_ops/filter/filter_program.h"
@@ -20,7 +21,6 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
-using GPUDevice = Eigen::GpuDevice;
 
 class LinrFilterMaskGpuOp : public OpKernel {
  public:
@@ -45,7 +45,7 @@ class LinrFilterMaskGpuOp : public OpKernel {
     if (batch == 0) return;
     Tensor dev_prog;
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32, program.shape(), &dev_prog));
-    const cudaStream_t stream = ctx->eigen_device<GPUDevice>().stream();
+    const cudaStream_t stream = GpuStream(ctx);
     const int32_t* host_prog = program.flat<int32_t>().data();
     const size_t bytes = sizeof(int32_t) * static_cast<size_t>(program.NumElements());
     cudaError_t err = cudaSuccess;
@@ -61,8 +61,7 @@ class LinrFilterMaskGpuOp : public OpKernel {
                                   mask->flat<int32_t>().data(), count->flat<int32_t>().data(),
                                   stream);
     }
-    OP_REQUIRES(ctx, err == cudaSuccess,
-                errors::Internal("LinrFilterMask: CUDA error ", cudaGetErrorString(err)));
+    OP_REQUIRES_OK(ctx, CudaStatus("LinrFilterMask", err));
   }
 };
 

@@ -28,18 +28,14 @@
 // Code widths Wc in {1, 2, 4, 8, 16} with aligned codes use vector loads and
 // unrolled scoring; any other width a generic loop.
 //
-// Selection (k <= kMaxK). Rows are streamed in segments of mask words of
-// growing size. A candidate is appended when its key >= the query's
-// threshold (the k-th best key seen in earlier segments, 0 at first). After
-// each segment a prune kernel (one block per query) radix-selects the k-th
-// best key of a buffer holding more than k, keeps exactly those k and raises
-// the threshold; after the last one it sorts the k survivors (bitonic, shared
-// memory) and writes scores / indices / count, padding with -inf / -1.
-// Segment sizes grow by (cap - k) / (2k) so that, for items in random order,
-// a segment's admissions stay well under the buffer's capacity; an overflow
-// (adversarial orders only) is flagged and the call reruns with segments of
-// (cap - k) items, which cannot overflow. The launcher synchronises the
-// stream once, to read that flag.
+// Selection (k <= kMaxK): topk/topk_select_gpu.cu.h, shared with the float
+// top-k kernels. Rows are streamed in segments of mask words of growing size;
+// a candidate is appended when its key >= the query's threshold (the k-th best
+// key seen in earlier segments, 0 at first); after each segment a prune kernel
+// keeps the best k and raises the threshold, the last one sorts and writes
+// scores / indices / count (padding -inf / -1). A candidate-buffer overflow
+// (adversarial orders only) reruns the call in safe mode. The launcher
+// synchronises the stream once, to read that flag.
 //
 // Indices: N <= INT32_MAX (the op's int32 indices; ValidateMaskedTopKShapes
 // rejects larger N, as the CPU op does). Offsets are int64 internally, so
@@ -55,45 +51,33 @@
 
 #include "custom_ops/quant/hamming_common.h"
 #include "custom_ops/topk/topk_common.h"
+#include "custom_ops/topk/topk_select_gpu.cu.h"
 
 namespace linr {
 namespace hamming_gpu {
 
-constexpr int64_t kMaxK = 16384;  // final sort in shared memory (8 bytes a key)
+using select_gpu::kMaxK;          // final sort in shared memory (8 bytes a key)
 constexpr int kGroup = 64;        // queries per block of ScanGroup
 constexpr int kWarps = 8;         // warps per scan block
-constexpr int kSelectThreads = 1024;
 constexpr uint32_t kFull = 0xffffffffu;
 constexpr int kCompactMax = 256;  // ScanSingle: chunks with <= this many passing items are compacted
 
 // ---------------------------------------------------------------------------
-// Workspace: per query a candidate buffer of `cap` keys, a threshold key and a
-// count; one overflow flag.
-struct Layout {
-  int64_t cap = 0;
-  size_t buf = 0, thr = 0, cnt = 0, flags = 0, total = 0;
+// Keys (HammingKey, hamming_common.h) and workspace: per query a candidate
+// buffer of `cap` keys, a threshold key and a count; one overflow flag
+// (select_gpu::LayoutSelect).
+struct HammingKeyCodec {
+  __device__ static float Score(uint64_t key) { return static_cast<float>(HammingKeyScore(key)); }
+  __device__ static int32_t Index(uint64_t key) { return HammingKeyIndex(key); }
 };
 
-inline size_t AlignUp(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
-
-inline int64_t Capacity(int64_t k) {
-  const int64_t cap = std::max<int64_t>(8 * k, 32768);
-  return (cap + 1023) / 1024 * 1024;
-}
+struct Layout : select_gpu::SelectLayout {
+  size_t total = 0;
+};
 
 inline Layout MakeLayout(int64_t batch, int64_t k_eff) {
   Layout l;
-  l.cap = Capacity(std::max<int64_t>(k_eff, 1));
-  size_t off = 0;
-  l.buf = off;
-  off = AlignUp(off + sizeof(uint64_t) * batch * l.cap);
-  l.thr = off;
-  off = AlignUp(off + sizeof(uint64_t) * batch);
-  l.cnt = off;
-  off = AlignUp(off + sizeof(uint32_t) * batch);
-  l.flags = off;
-  off = AlignUp(off + sizeof(int32_t) * 4);
-  l.total = off;
+  l.total = select_gpu::LayoutSelect(batch, k_eff, &l);
   return l;
 }
 
@@ -428,153 +412,6 @@ __global__ void __launch_bounds__(kWarps * 32) ScanGroupKernel(ScanArgs a) {
 }
 
 // ---------------------------------------------------------------------------
-// Selection.
-
-// k-th largest key (1-based) among data[0, n) (n >= k >= 1, distinct keys), by
-// an 8-bit-digit radix select from the top byte down; whole block calls.
-__device__ uint64_t KthLargestKey(const uint64_t* data, int64_t n, int64_t k) {
-  __shared__ uint32_t hist[256];
-  __shared__ uint32_t digit_s;
-  __shared__ int64_t need_s;
-  uint64_t prefix = 0, known = 0;
-  int64_t need = k;
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0u;
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const uint64_t v = data[i];
-      if ((v & known) == prefix) atomicAdd(&hist[(v >> shift) & 255u], 1u);
-    }
-    __syncthreads();
-    if (threadIdx.x < 32) {
-      // Lane L owns digits 255 - 8L down to 248 - 8L (descending order).
-      const int lane = threadIdx.x;
-      uint32_t h[8];
-      uint32_t sum = 0;
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        h[t] = hist[255 - 8 * lane - t];
-        sum += h[t];
-      }
-      uint32_t incl = sum;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t v = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += v;
-      }
-      int64_t before = static_cast<int64_t>(incl - sum);
-      if (before < need && before + static_cast<int64_t>(sum) >= need) {
-#pragma unroll
-        for (int t = 0; t < 8; ++t) {
-          if (before + h[t] >= need) {
-            digit_s = static_cast<uint32_t>(255 - 8 * lane - t);
-            need_s = need - before;
-            break;
-          }
-          before += h[t];
-        }
-      }
-    }
-    __syncthreads();
-    prefix |= static_cast<uint64_t>(digit_s) << shift;
-    known |= static_cast<uint64_t>(255) << shift;
-    need = need_s;
-    __syncthreads();
-  }
-  return prefix;
-}
-
-// Keeps the keys >= kth in place (order preserved); returns how many.
-__device__ int64_t KeepAtLeast(uint64_t* data, int64_t n, uint64_t kth) {
-  __shared__ uint32_t warp_n[kSelectThreads / 32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int nw = blockDim.x >> 5;
-  int64_t out = 0;
-  for (int64_t c = 0; c < n; c += blockDim.x) {
-    const int64_t i = c + threadIdx.x;
-    const uint64_t v = i < n ? data[i] : 0;
-    const bool keep = i < n && v >= kth;
-    const uint32_t b = __ballot_sync(kFull, keep);
-    if (lane == 0) warp_n[warp] = __popc(b);
-    __syncthreads();  // every thread has read its element of this chunk
-    int64_t before = 0, all = 0;
-    for (int t = 0; t < nw; ++t) {
-      before += t < warp ? warp_n[t] : 0;
-      all += warp_n[t];
-    }
-    if (keep) data[out + before + __popc(b & ((1u << lane) - 1u))] = v;
-    out += all;
-    __syncthreads();
-  }
-  return out;
-}
-
-// One block per query: a buffer holding more than k keys keeps its best k and
-// the threshold rises to the k-th; with `final_pass`, the survivors are sorted
-// and written (k_out columns, padding -inf / -1) with their count.
-__global__ void __launch_bounds__(kSelectThreads)
-    PruneKernel(uint64_t* buf, uint32_t* cnt, uint64_t* thr, int64_t cap, int64_t k,
-                bool final_pass, int64_t k_out, float* out_scores, int32_t* out_idx,
-                int32_t* out_count) {
-  extern __shared__ uint64_t sort_s[];
-  const int64_t q = blockIdx.x;
-  uint64_t* data = buf + q * cap;
-  int64_t n = min(static_cast<int64_t>(cnt[q]), cap);
-  if (n > k) {
-    const uint64_t kth = KthLargestKey(data, n, k);
-    n = KeepAtLeast(data, n, kth);
-    if (threadIdx.x == 0) {
-      cnt[q] = static_cast<uint32_t>(n);
-      thr[q] = kth;
-    }
-  }
-  if (!final_pass) return;
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  for (int64_t i = threadIdx.x; i < p; i += blockDim.x) sort_s[i] = i < n ? data[i] : 0;
-  __syncthreads();
-  // Bitonic sort, descending.
-  for (int64_t size = 2; size <= p; size <<= 1) {
-    for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int64_t i = threadIdx.x; i < p; i += blockDim.x) {
-        const int64_t j = i ^ stride;
-        if (j > i) {
-          const bool desc = (i & size) == 0;
-          const uint64_t x = sort_s[i], y = sort_s[j];
-          if (desc ? x < y : x > y) {
-            sort_s[i] = y;
-            sort_s[j] = x;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
-  const float neg_inf = -__int_as_float(0x7f800000);
-  for (int64_t i = threadIdx.x; i < k_out; i += blockDim.x) {
-    if (i < n) {
-      out_scores[q * k_out + i] = static_cast<float>(HammingKeyScore(sort_s[i]));
-      out_idx[q * k_out + i] = HammingKeyIndex(sort_s[i]);
-    } else {
-      out_scores[q * k_out + i] = neg_inf;
-      out_idx[q * k_out + i] = -1;
-    }
-  }
-  if (threadIdx.x == 0) out_count[q] = static_cast<int32_t>(n);
-}
-
-__global__ void FillEmptyKernel(int64_t batch, int64_t k_out, float* scores, int32_t* idx,
-                                int32_t* count) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  for (int64_t i = first; i < batch * k_out; i += stride) {
-    scores[i] = -__int_as_float(0x7f800000);
-    idx[i] = -1;
-  }
-  for (int64_t i = first; i < batch; i += stride) count[i] = 0;
-}
-
-// ---------------------------------------------------------------------------
 // Launcher.
 
 // Code width dispatched to a vector path (0: generic).
@@ -647,18 +484,12 @@ inline cudaError_t LaunchHammingTopK(const int32_t* query_codes, const int32_t* 
   }
   if (batch == 0) return cudaSuccess;
   const int64_t k_eff = std::min(k, num_items);
-  if (k_eff == 0) {
-    FillEmptyKernel<<<64, 256, 0, stream>>>(batch, k, out_scores, out_idx, out_count);
-    return cudaGetLastError();
-  }
+  const TopKOutputs out{out_scores, out_idx, out_count};
+  if (k_eff == 0) return select_gpu::LaunchFillEmpty(batch, k, out, stream);
   if (k_eff > kMaxK) return cudaErrorInvalidValue;
   const Layout lay = MakeLayout(batch, k_eff);
   if (workspace_bytes < lay.total) return cudaErrorInvalidValue;
-  char* ws = static_cast<char*>(workspace);
-  uint64_t* buf = reinterpret_cast<uint64_t*>(ws + lay.buf);
-  uint64_t* thr = reinterpret_cast<uint64_t*>(ws + lay.thr);
-  uint32_t* cnt = reinterpret_cast<uint32_t*>(ws + lay.cnt);
-  int32_t* flags = reinterpret_cast<int32_t*>(ws + lay.flags);
+  const select_gpu::SelectState<uint32_t> st = select_gpu::SelectStateAt<uint32_t>(workspace, lay);
   int device = 0, sms = 0;
   cudaError_t err;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
@@ -676,50 +507,18 @@ inline cudaError_t LaunchHammingTopK(const int32_t* query_codes, const int32_t* 
   a.num_items = num_items;
   a.words = words;
   a.mask_words = mask_words;
-  a.buf = buf;
-  a.thr = thr;
-  a.cnt = cnt;
-  a.flags = flags;
-  a.cap = lay.cap;
+  a.buf = st.buf;
+  a.thr = st.thr;
+  a.cnt = st.cnt;
+  a.flags = st.flags;
+  a.cap = st.cap;
 
-  int64_t p = 1;
-  while (p < k_eff) p <<= 1;
-  const size_t sort_smem = sizeof(uint64_t) * static_cast<size_t>(p);
-  err = cudaFuncSetAttribute(PruneKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(sort_smem));
-  if (err != cudaSuccess) return err;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool safe = attempt == 1;
-    cudaMemsetAsync(cnt, 0, sizeof(uint32_t) * batch, stream);
-    cudaMemsetAsync(thr, 0, sizeof(uint64_t) * batch, stream);
-    cudaMemsetAsync(flags, 0, sizeof(int32_t) * 4, stream);
-    // In words: the first segment (cap items) cannot overflow an empty
-    // buffer; a safe segment adds at most cap - k items to k survivors.
-    const int64_t first = std::max<int64_t>(1, lay.cap / 32);
-    const int64_t safe_seg = std::max<int64_t>(1, (lay.cap - k_eff) / 32);
-    const int64_t growth = std::max<int64_t>(2, (lay.cap - k_eff) / (2 * k_eff));
-    int64_t begin = 0, seg = first;
-    while (begin < mask_words) {
-      const int64_t end = std::min(mask_words, begin + seg);
-      a.word_begin = begin;
-      a.word_end = end;
-      if ((err = LaunchScan(a, wc, sms, stream)) != cudaSuccess) return err;
-      const bool last = end >= mask_words;
-      PruneKernel<<<static_cast<unsigned>(batch), kSelectThreads, last ? sort_smem : 0, stream>>>(
-          buf, cnt, thr, lay.cap, k_eff, last, k, out_scores, out_idx, out_count);
-      if ((err = cudaGetLastError()) != cudaSuccess) return err;
-      begin = end;
-      seg = safe ? safe_seg : std::max<int64_t>(1, end * growth);
-    }
-    int32_t overflow = 0;
-    if ((err = cudaMemcpyAsync(&overflow, flags, sizeof(int32_t), cudaMemcpyDeviceToHost,
-                               stream)) != cudaSuccess) {
-      return err;
-    }
-    if ((err = cudaStreamSynchronize(stream)) != cudaSuccess) return err;
-    if (!overflow) break;
-  }
-  return cudaSuccess;
+  return select_gpu::RunSegmentedSelect<uint32_t, HammingKeyCodec>(
+      st, batch, mask_words, k_eff, k, out, stream, [&](int64_t begin, int64_t end) {
+        a.word_begin = begin;
+        a.word_end = end;
+        return LaunchScan(a, wc, sms, stream);
+      });
 }
 
 }  // namespace hamming_gpu

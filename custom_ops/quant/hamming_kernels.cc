@@ -27,6 +27,7 @@
 #include "custom_ops/quant/hamming_validate.h"
 #include "custom_ops/topk/topk_common.h"
 #include "custom_ops/topk/topk_merge.h"
+#include "custom_ops/topk/topk_outputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -38,7 +39,6 @@ using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 
 namespace {
 
@@ -60,12 +60,8 @@ class HammingTopKOp : public OpKernel {
     const int64_t num_items = item_codes.dim_size(0);
     const int64_t num_words = mask.dim_size(1);
 
-    Tensor* scores_out = nullptr;
-    Tensor* indices_out = nullptr;
-    Tensor* count_out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, k}), &scores_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch, k}), &indices_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({batch}), &count_out));
+    TopKOutputs out;
+    OP_REQUIRES_OK(ctx, AllocateTopKOutputs(ctx, batch, k, &out));
     if (batch == 0) return;
 
     const hamming_cpu::Kernels kern = hamming_cpu::SelectKernels(words);
@@ -104,9 +100,9 @@ class HammingTopKOp : public OpKernel {
       for (int64_t s = begin; s < end; ++s) run_shard(s);
     });
 
-    float* scores = scores_out->flat<float>().data();
-    int32_t* indices = indices_out->flat<int32_t>().data();
-    int32_t* counts = count_out->flat<int32_t>().data();
+    float* scores = out.scores;
+    int32_t* indices = out.idx;
+    int32_t* counts = out.count;
     auto merge_query = [&](int64_t b) {
       MergeShardsForQuery(partial, shards, batch, k, b, scores, indices, counts);
     };

@@ -17,6 +17,14 @@ struct ScoredItem {
   int32_t index;
 };
 
+// Output buffers of a top-k op (host or device memory): scores [B, k],
+// indices [B, k] (-inf / -1 past the count), count [B].
+struct TopKOutputs {
+  float* scores;
+  int32_t* idx;
+  int32_t* count;
+};
+
 // Total order used everywhere: true when `a` ranks strictly before `b`.
 LINR_HOST_DEVICE LINR_FORCE_INLINE bool RanksBefore(float a_score, int32_t a_index,
                                                     float b_score, int32_t b_index) {

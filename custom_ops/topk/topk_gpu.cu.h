@@ -14,15 +14,16 @@
 // into fp16 hi + lo parts after an exact power-of-two scaling, so the product
 // keeps about fp32 precision. Other types/shapes use a CUDA-core path.
 //
-// Selection (k up to kMaxK) is two-stage. Stage 1: while streaming, a
-// candidate is appended to the query's buffer (capacity `cap`) when its key is
-// >= the query's current threshold. Rows are streamed in segments of growing
-// size; after each segment a prune kernel radix-selects the k-th best key of
-// each buffer that holds more than k entries, keeps exactly k and raises the
-// threshold to it. Stage 2: a final prune, then a bitonic sort of the k
-// survivors per query in shared memory. A buffer overflow (possible only with
-// adversarial row orders) is detected and the whole call reruns with segments
-// small enough that it cannot overflow.
+// Selection (k up to kMaxK) is two-stage, in topk_select_gpu.cu.h (shared
+// with the Hamming kernel). Stage 1: while streaming, a candidate is appended
+// to the query's buffer (capacity `cap`) when its key is >= the query's
+// current threshold. Rows are streamed in segments of growing size; after each
+// segment a prune kernel radix-selects the k-th best key of each buffer that
+// holds more than k entries, keeps exactly k and raises the threshold to it.
+// Stage 2: a final prune, then a bitonic sort of the k survivors per query in
+// shared memory. A buffer overflow (possible only with adversarial row orders)
+// is detected and the whole call reruns with segments small enough that it
+// cannot overflow.
 //
 // Keys are uint64: high 32 bits = order-preserving bits of the score (NaN ->
 // -inf, -0 -> +0), low 32 bits = ~index, so key order == RanksBefore order and
@@ -39,14 +40,14 @@
 #include <type_traits>
 
 #include "custom_ops/topk/topk_common.h"
+#include "custom_ops/topk/topk_select_gpu.cu.h"
 
 namespace linr {
 namespace gpu {
 
-constexpr int64_t kMaxK = 16384;   // final sort happens in shared memory
+using select_gpu::kMaxK;           // final sort happens in shared memory
 constexpr int kQueryGroup = 64;    // queries scored per pass over the rows
 constexpr int kScanWarps = 8;      // warps per scan block
-constexpr int kSelectThreads = 1024;
 
 // ---------------------------------------------------------------------------
 // Keys.
@@ -64,32 +65,27 @@ __device__ __forceinline__ float KeyScore(uint64_t key) {
 __device__ __forceinline__ int32_t KeyIndex(uint64_t key) {
   return static_cast<int32_t>(~static_cast<uint32_t>(key));
 }
+// Key codec of the shared selection (topk_select_gpu.cu.h).
+struct FloatKeyCodec {
+  __device__ static float Score(uint64_t key) { return KeyScore(key); }
+  __device__ static int32_t Index(uint64_t key) { return KeyIndex(key); }
+};
 
 // ---------------------------------------------------------------------------
 // Workspace.
-struct TopKLayout {
-  int64_t cap = 0;
-  size_t buf = 0, thr = 0, cnt = 0, flags = 0, uni = 0, ids = 0, sums = 0, total = 0;
+// Selection state (select_gpu::LayoutSelect), then the prefilter's buffers.
+struct TopKLayout : select_gpu::SelectLayout {
+  size_t uni = 0, ids = 0, sums = 0, total = 0;
 };
 
 constexpr int64_t kUnionWordsPerBlock = 2048;
 
-inline size_t AlignUp(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
-
-inline int64_t CandidateCapacity(int64_t k) {
-  int64_t cap = std::max<int64_t>(8 * k, 32768);
-  return (cap + 1023) / 1024 * 1024;
-}
+using select_gpu::AlignUp;
 
 inline TopKLayout ComputeLayout(int64_t batch, int64_t num_items, int64_t k_eff, bool prefilter,
                                 size_t* bytes) {
   TopKLayout l;
-  l.cap = CandidateCapacity(k_eff);
-  size_t off = 0;
-  l.buf = off; off = AlignUp(off + sizeof(uint64_t) * batch * l.cap);
-  l.thr = off; off = AlignUp(off + sizeof(uint64_t) * batch);
-  l.cnt = off; off = AlignUp(off + sizeof(int32_t) * batch);
-  l.flags = off; off = AlignUp(off + sizeof(int32_t) * 4);
+  size_t off = select_gpu::LayoutSelect(batch, k_eff, &l);
   if (prefilter) {
     const int64_t words = (num_items + 31) / 32;
     const int64_t blocks = (words + kUnionWordsPerBlock - 1) / kUnionWordsPerBlock;
@@ -523,135 +519,6 @@ __global__ void WriteIdsKernel(const uint32_t* __restrict__ uni, int64_t words,
 }
 
 // ---------------------------------------------------------------------------
-// Selection.
-
-// k-th largest key (1-based) among data[0, n) of one block; n >= k >= 1.
-__device__ uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64_t k) {
-  __shared__ uint32_t hist[256];
-  __shared__ uint32_t chosen;
-  __shared__ int64_t remaining_s;
-  uint64_t prefix = 0, known = 0;
-  int64_t remaining = k;
-  for (int pass = 0; pass < 8; ++pass) {
-    const int shift = 56 - 8 * pass;
-    for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const uint64_t v = data[i];
-      if ((v & known) == prefix) atomicAdd(&hist[(v >> shift) & 255u], 1u);
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int64_t cum = 0;
-      int sel = 0;
-      for (int dgt = 255; dgt >= 0; --dgt) {
-        if (cum + hist[dgt] >= remaining) {
-          sel = dgt;
-          break;
-        }
-        cum += hist[dgt];
-      }
-      chosen = sel;
-      remaining_s = remaining - cum;
-    }
-    __syncthreads();
-    prefix |= static_cast<uint64_t>(chosen) << shift;
-    known |= static_cast<uint64_t>(255) << shift;
-    remaining = remaining_s;
-    __syncthreads();
-  }
-  return prefix;
-}
-
-// Keeps the entries with key >= kth (in place, order preserved); returns how many.
-__device__ int64_t BlockCompact(uint64_t* data, int64_t n, uint64_t kth) {
-  __shared__ int32_t warp_tot[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  int64_t out = 0;
-  for (int64_t c = 0; c < n; c += blockDim.x) {
-    const int64_t i = c + threadIdx.x;
-    const uint64_t v = i < n ? data[i] : 0;
-    const bool keep = i < n && v >= kth;
-    const uint32_t bal = __ballot_sync(0xffffffffu, keep);
-    if (lane == 0) warp_tot[warp] = __popc(bal);
-    __syncthreads();
-    int before = 0, all = 0;
-    for (int w = 0; w < nw; ++w) {
-      if (w < warp) before += warp_tot[w];
-      all += warp_tot[w];
-    }
-    if (keep) data[out + before + __popc(bal & ((1u << lane) - 1u))] = v;
-    out += all;
-    __syncthreads();
-  }
-  return out;
-}
-
-// One block per query: if the buffer holds more than k keys, keep the best k
-// and raise the threshold. With `final`, also sort and write the outputs.
-__global__ void __launch_bounds__(kSelectThreads)
-    PruneKernel(uint64_t* buf, int32_t* cnt, uint64_t* thr, int64_t cap, int64_t k,
-                bool final_pass, int64_t k_out, float* out_scores, int32_t* out_idx,
-                int32_t* out_count) {
-  extern __shared__ uint64_t sort_s[];
-  const int64_t q = blockIdx.x;
-  uint64_t* data = buf + q * cap;
-  int64_t n = min(static_cast<int64_t>(cnt[q]), cap);
-  if (n > k) {
-    const uint64_t kth = BlockSelectKth(data, n, k);
-    n = BlockCompact(data, n, kth);
-    if (threadIdx.x == 0) {
-      cnt[q] = static_cast<int32_t>(n);
-      thr[q] = kth;
-    }
-  }
-  if (!final_pass) return;
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  for (int64_t i = threadIdx.x; i < p; i += blockDim.x) sort_s[i] = i < n ? data[i] : 0;
-  __syncthreads();
-  for (int64_t size = 2; size <= p; size <<= 1) {
-    for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int64_t i = threadIdx.x; i < p; i += blockDim.x) {
-        const int64_t j = i ^ stride;
-        if (j > i) {
-          const bool desc = (i & size) == 0;
-          const uint64_t x = sort_s[i], y = sort_s[j];
-          if (desc ? (x < y) : (x > y)) {
-            sort_s[i] = y;
-            sort_s[j] = x;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
-  for (int64_t i = threadIdx.x; i < k_out; i += blockDim.x) {
-    if (i < n) {
-      out_scores[q * k_out + i] = KeyScore(sort_s[i]);
-      out_idx[q * k_out + i] = KeyIndex(sort_s[i]);
-    } else {
-      out_scores[q * k_out + i] = -__int_as_float(0x7f800000);
-      out_idx[q * k_out + i] = -1;
-    }
-  }
-  if (threadIdx.x == 0) out_count[q] = static_cast<int32_t>(n);
-}
-
-__global__ void FillEmptyKernel(int64_t batch, int64_t k_out, float* scores, int32_t* idx,
-                                int32_t* count) {
-  const int64_t total = batch * k_out;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    scores[i] = -__int_as_float(0x7f800000);
-    idx[i] = -1;
-  }
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < batch;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    count[i] = 0;
-}
-
-// ---------------------------------------------------------------------------
 // Launcher.
 template <typename T, bool kPrefilter>
 cudaError_t LaunchScanOnStream(const ScanArgs& args, int sms, int64_t groups, bool use_mma,
@@ -702,19 +569,14 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
                        int32_t* out_count, cudaStream_t stream) {
   if (batch <= 0 || k <= 0) return k <= 0 ? cudaErrorInvalidValue : cudaSuccess;
   const int64_t k_eff = std::min(k, num_items);
-  if (k_eff <= 0) {
-    FillEmptyKernel<<<64, 256, 0, stream>>>(batch, k, out_scores, out_idx, out_count);
-    return cudaGetLastError();
-  }
+  const TopKOutputs out{out_scores, out_idx, out_count};
+  if (k_eff <= 0) return select_gpu::LaunchFillEmpty(batch, k, out, stream);
   if (k_eff > kMaxK) return cudaErrorInvalidValue;
   size_t need = 0;
   const TopKLayout lay = ComputeLayout(batch, num_items, k_eff, prefilter, &need);
   if (workspace_bytes < need) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
-  uint64_t* buf = reinterpret_cast<uint64_t*>(ws + lay.buf);
-  uint64_t* thr = reinterpret_cast<uint64_t*>(ws + lay.thr);
-  int32_t* cnt = reinterpret_cast<int32_t*>(ws + lay.cnt);
-  int32_t* flags = reinterpret_cast<int32_t*>(ws + lay.flags);
+  const select_gpu::SelectState<int32_t> st = select_gpu::SelectStateAt<int32_t>(workspace, lay);
   int device = 0, sms = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
@@ -734,11 +596,11 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
   args.mask_words = words;
   args.ids = nullptr;
   args.total = nullptr;
-  args.buf = buf;
-  args.thr = thr;
-  args.cnt = cnt;
-  args.flags = flags;
-  args.cap = lay.cap;
+  args.buf = st.buf;
+  args.thr = st.thr;
+  args.cnt = st.cnt;
+  args.flags = st.flags;
+  args.cap = st.cap;
 
   if (prefilter) {
     uint32_t* uni = reinterpret_cast<uint32_t*>(ws + lay.uni);
@@ -755,45 +617,13 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
   }
 
   const int64_t tiles = words;  // upper bound for prefilter positions too
-  int64_t p = 1;
-  while (p < k_eff) p <<= 1;
-  const size_t sort_smem = sizeof(uint64_t) * static_cast<size_t>(p);
-  cudaFuncSetAttribute(PruneKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       static_cast<int>(sort_smem));
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool safe = attempt == 1;
-    cudaMemsetAsync(cnt, 0, sizeof(int32_t) * batch, stream);
-    cudaMemsetAsync(thr, 0, sizeof(uint64_t) * batch, stream);
-    cudaMemsetAsync(flags, 0, sizeof(int32_t) * 4, stream);
-    const int64_t first = std::max<int64_t>(1, lay.cap / 32);
-    const int64_t safe_seg = std::max<int64_t>(1, (lay.cap - k_eff) / 32);
-    const int64_t growth = std::max<int64_t>(2, (lay.cap - k_eff) / (2 * k_eff));
-    int64_t begin = 0;
-    int64_t seg = first;
-    while (begin < tiles) {
-      const int64_t end = std::min(tiles, begin + seg);
-      args.tile_begin = begin;
-      args.tile_end = end;
-      if (prefilter) {
-        err = LaunchScanOnStream<T, true>(args, sms, groups, use_mma, stream);
-      } else {
-        err = LaunchScanOnStream<T, false>(args, sms, groups, use_mma, stream);
-      }
-      if (err != cudaSuccess) return err;
-      const bool last = end >= tiles;
-      PruneKernel<<<static_cast<unsigned>(batch), kSelectThreads, last ? sort_smem : 0, stream>>>(
-          buf, cnt, thr, lay.cap, k_eff, last, k, out_scores, out_idx, out_count);
-      if ((err = cudaGetLastError()) != cudaSuccess) return err;
-      begin = end;
-      seg = safe ? safe_seg : std::max<int64_t>(1, end * growth);
-    }
-    int32_t overflow = 0;
-    err = cudaMemcpyAsync(&overflow, flags, sizeof(int32_t), cudaMemcpyDeviceToHost, stream);
-    if (err != cudaSuccess) return err;
-    if ((err = cudaStreamSynchronize(stream)) != cudaSuccess) return err;
-    if (!overflow) break;
-  }
-  return cudaSuccess;
+  return select_gpu::RunSegmentedSelect<int32_t, FloatKeyCodec>(
+      st, batch, tiles, k_eff, k, out, stream, [&](int64_t begin, int64_t end) {
+        args.tile_begin = begin;
+        args.tile_end = end;
+        return prefilter ? LaunchScanOnStream<T, true>(args, sms, groups, use_mma, stream)
+                         : LaunchScanOnStream<T, false>(args, sms, groups, use_mma, stream);
+      });
 }
 
 }  // namespace gpu

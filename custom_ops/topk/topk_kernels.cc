@@ -24,6 +24,7 @@
 #include "custom_ops/topk/topk_common.h"
 #include "custom_ops/topk/topk_merge.h"
 #include "custom_ops/topk/topk_cpu.h"
+#include "custom_ops/topk/topk_outputs.h"
 #include "custom_ops/topk/topk_validate.h"
 #include "tensorflow/core/framework/bfloat16.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -37,7 +38,6 @@ using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 using ::tensorflow::TensorShapeUtils;
 namespace errors = ::tensorflow::errors;
 
@@ -140,12 +140,8 @@ class TopKOp : public OpKernel {
     const int64_t num_items = items.dim_size(0);
     const int64_t num_words = mask.dim_size(1);
 
-    Tensor* scores_out = nullptr;
-    Tensor* indices_out = nullptr;
-    Tensor* count_out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, k}), &scores_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch, k}), &indices_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({batch}), &count_out));
+    TopKOutputs out;
+    OP_REQUIRES_OK(ctx, AllocateTopKOutputs(ctx, batch, k, &out));
     if (batch == 0) return;
 
     const cpu::Isa isa = cpu::SelectIsa();
@@ -197,9 +193,9 @@ class TopKOp : public OpKernel {
     });
 
     // Merge shards per query.
-    float* scores = scores_out->flat<float>().data();
-    int32_t* indices = indices_out->flat<int32_t>().data();
-    int32_t* counts = count_out->flat<int32_t>().data();
+    float* scores = out.scores;
+    int32_t* indices = out.idx;
+    int32_t* counts = out.count;
     auto merge_query = [&](int64_t b) {
       MergeShardsForQuery(partial, item_shards, batch, k, b, scores, indices, counts);
     };
