@@ -246,7 +246,8 @@ def freshness_run(live, work, url, rate, seconds, rng, n_items):
   m = ing.stats.to_dict()
   return {"offered_per_s": rate, "seconds": seconds, "sent": sent,
           "applied": m["applied"], "freshness": {
-              k: (round(v * 1000, 2) if isinstance(v, float) else v)
+              k.replace("_s", "_ms"): (round(v * 1000, 2)
+                                       if isinstance(v, float) else v)
               for k, v in m["freshness"].items()},
           "query_latency_during": {k: pct(v) for k, v in lat.items()}}
 
