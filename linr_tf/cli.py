@@ -9,6 +9,8 @@
     python -m linr_tf export --workdir=out/run --portable   # stock TF ops only
     python -m linr_tf serve  --model_base_path=out/run/export --rest_port=8501
     python -m linr_tf demo --serve   # ... then one REST and one gRPC query
+    python -m linr_tf ingest --model=out/run/export/1 --source=local:out/changes \
+        --snapshots=out/ingest    # or --source=redis://127.0.0.1:6379/changes
 
 Errors print one line (`error: ...`) and exit with status 1.
 """
@@ -65,7 +67,27 @@ flags.DEFINE_integer("grpc_port", 8500, "`serve`: gRPC port (0 = off).")
 flags.DEFINE_string("batching_parameters_file", None,
                     "`serve`: TF Serving batching parameters (enables batching).")
 
-COMMANDS = ("demo", "generate", "train", "export", "query", "serve")
+flags.DEFINE_string("source", None, "`ingest`: change stream, local:<dir> (the "
+                    "embedded segment log) or redis://127.0.0.1:<port>/<stream>"
+                    "[?group=..&consumer=..].")
+flags.DEFINE_string("snapshots", None, "`ingest`: snapshot directory (index "
+                    "state + the stream offset it covers).")
+flags.DEFINE_string("dead_letter", None, "`ingest`: dead-letter log (default "
+                    "<snapshots>/dead_letter.jsonl).")
+flags.DEFINE_integer("ingest_batch_size", 4096, "`ingest`: records per read.")
+flags.DEFINE_float("snapshot_interval_s", 60.0, "`ingest`: seconds between "
+                   "snapshots.")
+flags.DEFINE_integer("snapshot_every", 1_000_000, "`ingest`: also snapshot "
+                     "after this many records.")
+flags.DEFINE_integer("keep_snapshots", 3, "`ingest`: snapshots kept.")
+flags.DEFINE_float("log_interval_s", 30.0, "`ingest`: seconds between metric "
+                   "log lines.")
+flags.DEFINE_string("metrics_file", None, "`ingest`: JSON file rewritten with "
+                    "the counters and freshness histogram summary.")
+flags.DEFINE_float("exit_when_idle_s", None, "`ingest`: stop (after a final "
+                   "snapshot) when no record came for this long.")
+
+COMMANDS = ("demo", "generate", "train", "export", "query", "serve", "ingest")
 
 
 class UsageError(Exception):
@@ -208,6 +230,96 @@ def demo_serve(base_path, user, filter_text, k):
   print("      model server stopped")
 
 
+def cmd_ingest():
+  """Applies a change stream to the exported index until SIGTERM/SIGINT."""
+  import json  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import ingestor as ingestor_lib  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import sources  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)
+  live = LiveIndex.load(_require("model"))
+  source = sources.open_source(_require("source"))
+  ing = ingestor_lib.Ingestor(
+      live, source, _require("snapshots"), dead_letter_path=FLAGS.dead_letter,
+      batch_size=FLAGS.ingest_batch_size,
+      snapshot_interval_s=FLAGS.snapshot_interval_s,
+      snapshot_every=FLAGS.snapshot_every,
+      keep_snapshots=FLAGS.keep_snapshots, log_interval_s=FLAGS.log_interval_s,
+      metrics_path=FLAGS.metrics_file)
+  stop = threading.Event()
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda *_: stop.set())
+  offset = ing.recover()
+  print(f"ingest: ready, resuming after offset {json.dumps(offset)} of "
+        f"{source.description}", flush=True)
+  try:
+    m = ing.run(stop, exit_when_idle_s=FLAGS.exit_when_idle_s)
+  finally:
+    ing.close()
+  f = m["freshness"]
+  print(f"ingest: stopped at offset {json.dumps(m['offset'])}: "
+        f"{m['applied']} applied, {m['stale']} stale, {m['dead_lettered']} "
+        f"dead-lettered; freshness p50 {f['p50_s']} s, p99 {f['p99_s']} s",
+        flush=True)
+
+
+def demo_live_update(path, model, cfg, workdir, user, k):
+  """Publishes one new item to a local log, ingests it, finds it filtered."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import events as ev  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import ingestor as ingestor_lib  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import sources  # pylint: disable=g-import-not-at-top
+  live = LiveIndex.load(path)
+  log_dir = os.path.join(workdir, "changes")
+  item_id = f"live-{int(time.time())}"
+  # A fresh post whose embedding is the user's own query vector, so it ranks
+  # first wherever the filter lets it through.
+  query = model.query_tower({cfg.query_id_feature: tf.constant([user])})
+  embedding = np.asarray(query, np.float32)[0]
+  schema = live.schema
+  attrs = {}
+  for a in live.attributes:
+    if a in schema.numeric_attributes:
+      attrs[a] = 0.5
+    else:
+      values = sorted(key.split("=", 1)[1] for key in schema.keys
+                      if key.startswith(a + "="))
+      prefer = {"lang": "en", "type": "post", "topic": "ai", "country": "us"}
+      attrs[a] = prefer[a] if prefer.get(a) in values else values[0]
+  with sources.LocalLogWriter(log_dir) as writer:
+    (offset,) = writer.append([ev.upsert_embedding(
+        item_id, 1, embedding, attrs, time.time())])
+  ing = ingestor_lib.Ingestor(live, sources.LocalLogSource(log_dir),
+                              os.path.join(workdir, "ingest"),
+                              snapshot_interval_s=3600)
+  ing.recover()
+  while ing.offset is None or ing.offset < offset:
+    ing.poll(timeout_s=1.0)
+  fresh = ing.metrics()["freshness"]
+  ing.snapshot()
+  ing.close()
+  parts = [f'{a} = "{attrs[a]}"' for a in live.attributes
+           if a not in schema.numeric_attributes][:2]
+  text = " AND ".join(parts + ["age_hours < 1"] if "age_hours" in
+                      schema.numeric_attributes else parts)
+  scores, ids, count = live.search({cfg.query_id_feature: np.array([user])},
+                                   [text], k)
+  ids = [x.decode() if isinstance(x, bytes) else str(x) for x in ids[0]]
+  print(f"      published {item_id} ({', '.join(f'{a}={v}' for a, v in attrs.items())}) "
+        f"to {log_dir} at offset {offset}; ingested, searchable "
+        f"{fresh['max_s'] * 1000:.0f} ms after its event time")
+  print_results(f"\n{cfg.query_id_feature}={user}  filter: {text}  (live index)",
+                ids, scores[0], int(count[0]))
+  rank = ids.index(item_id) + 1 if item_id in ids[:int(count[0])] else None
+  print(f"      live item {item_id}: "
+        + (f"rank {rank} under the filter" if rank else "NOT FOUND"))
+  if not rank:
+    raise UsageError(f"the ingested item {item_id} is not searchable")
+
+
 def parse_query(pairs, signature):
   inputs = signature.structured_input_signature[1]
   names = sorted(n for n in inputs if n not in ("filter", "k"))
@@ -262,18 +374,18 @@ def cmd_demo():
   workdir = FLAGS.workdir if FLAGS.workdir != "out/run" else "out/demo"
   data_dir = FLAGS.data_dir or os.path.join(workdir, "data")
   cfg = config_lib.load(FLAGS.config)
-  print(f"[1/4] generating a synthetic feed in {data_dir}")
+  print(f"[1/5] generating a synthetic feed in {data_dir}")
   data_lib.generate_feed(data_dir, FLAGS.num_users, FLAGS.num_items,
                          seed=FLAGS.seed)
-  print("[2/4] training the two towers (TFRS in-batch softmax, log-q "
+  print("[2/5] training the two towers (TFRS in-batch softmax, log-q "
         "corrected); index rebuilt before each evaluation")
   model, metrics, _ = train(cfg, data_dir, workdir, FLAGS.epochs,
                             FLAGS.verbose)
   print(f"      held-out {_recall_line(metrics)}")
-  print("[3/4] exporting one SavedModel (towers + index)")
+  print("[3/5] exporting one SavedModel (towers + index)")
   path = export_lib.export(model, os.path.join(workdir, "export"))
   print(f"      {path}")
-  print("[4/4] querying the exported model")
+  print("[4/5] querying the exported model")
   catalog = data_lib.read_items(os.path.join(data_dir, "items.csv"), cfg)
   describe = {i: " ".join(f"{a}={catalog.columns[a][n]}"
                           for a in cfg.filter_attributes)
@@ -287,8 +399,11 @@ def cmd_demo():
                                FLAGS.k)
     print_results(f"\n{cfg.query_id_feature}={user}  filter: "
                   f"{text or '(none)'}", ids, scores, count, describe)
+  print("\n[5/5] live update: publish a new post to the change log, ingest "
+        "it into the in-model index, query it under a filter")
+  demo_live_update(path, model, cfg, workdir, user, FLAGS.k)
   if FLAGS.serve:
-    print("\n[5/5] serving the export (TF Serving REST and gRPC APIs)")
+    print("\n[6/6] serving the export (TF Serving REST and gRPC APIs)")
     demo_serve(os.path.dirname(path), user, 'lang = "en" AND type = "post"',
                FLAGS.k)
   print(f"\ndemo finished in {time.time() - start:.0f} s; try:\n  "
