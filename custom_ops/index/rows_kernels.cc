@@ -170,6 +170,61 @@ class ReadRowsOp : public tf::OpKernel {
   tf::DataTypeVector dtypes_;
 };
 
+// Checks the variables against the values (lock held) and sets the current
+// and the new number of rows.
+tf::Status Plan(tf::OpKernelContext* ctx, const Variables& vars, int n, int64_t m,
+                int64_t min_rows, int64_t* num_rows, int64_t* target) {
+  *num_rows = -1;
+  for (int i = 0; i < n; ++i) {
+    TF_RETURN_IF_ERROR(CheckInitialized(vars[i], i));
+    const tf::Tensor& t = *vars[i]->tensor();
+    if (*num_rows < 0) *num_rows = t.dim_size(0);
+    if (t.dim_size(0) != *num_rows) {
+      return tf::errors::FailedPrecondition(
+          "LinrWriteRows: variables differ in number of rows: variable 0 has ", *num_rows,
+          ", variable ", i, " has ", t.dim_size(0));
+    }
+    const tf::Tensor& v = ctx->input(n + 1 + i);
+    tf::TensorShape want({m});
+    for (int d = 1; d < t.dims(); ++d) want.AddDim(t.dim_size(d));
+    if (v.shape() != want) {
+      return tf::errors::InvalidArgument("LinrWriteRows: values[", i, "] must have shape ",
+                                         want.DebugString(), ", got ", v.shape().DebugString());
+    }
+  }
+  *target = min_rows > *num_rows ? std::max(min_rows, 2 * *num_rows) : *num_rows;
+  return tf::OkStatus();
+}
+
+// Rows in [0, target), each once.
+tf::Status CheckRows(const typename tf::TTypes<int64_t>::ConstFlat& r, int64_t m,
+                     int64_t target) {
+  std::vector<int64_t> sorted(r.data(), r.data() + m);
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t j = 0; j < m; ++j) {
+    if (sorted[j] < 0 || sorted[j] >= target) {
+      return tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j], " out of range [0, ",
+                                         target, ")");
+    }
+    if (j > 0 && sorted[j] == sorted[j - 1]) {
+      return tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j], " given twice");
+    }
+  }
+  return tf::OkStatus();
+}
+
+// A new buffer of `target` rows: the first `num_rows` rows of `src`, then
+// zero / empty rows.
+tf::Status CopyGrown(tf::OpKernelContext* ctx, const tf::Tensor& src, int64_t num_rows,
+                     int64_t target, tf::Tensor* out) {
+  tf::TensorShape shape = src.shape();
+  shape.set_dim(0, target);
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(src.dtype(), shape, out));
+  CopyLeadingRows(src, num_rows, out);
+  Clear(out, num_rows);
+  return tf::OkStatus();
+}
+
 // True when no reader holds the buffer of any of the variables (read without
 // the locks: a hint only, re-checked under them).
 bool NoReaders(const Variables& vars, int n) {
@@ -213,54 +268,56 @@ class WriteRowsOp : public tf::OpKernel {
         env->SleepForMicroseconds(20);
       }
     }
-    LockSet locks(vars, /*exclusive=*/true);
-
-    // Checks first: an error leaves every variable untouched.
-    int64_t num_rows = -1;
-    for (int i = 0; i < n; ++i) {
-      OP_REQUIRES_OK(ctx, CheckInitialized(vars[i], i));
-      const tf::Tensor& t = *vars[i]->tensor();
-      if (num_rows < 0) num_rows = t.dim_size(0);
-      OP_REQUIRES(ctx, t.dim_size(0) == num_rows,
-                  tf::errors::FailedPrecondition(
-                      "LinrWriteRows: variables differ in number of rows: variable 0 has ",
-                      num_rows, ", variable ", i, " has ", t.dim_size(0)));
-      const tf::Tensor& v = ctx->input(n + 1 + i);
-      tf::TensorShape want({m});
-      for (int d = 1; d < t.dims(); ++d) want.AddDim(t.dim_size(d));
-      OP_REQUIRES(ctx, v.shape() == want,
-                  tf::errors::InvalidArgument("LinrWriteRows: values[", i, "] must have shape ",
-                                              want.DebugString(), ", got ",
-                                              v.shape().DebugString()));
-    }
-    const int64_t target = min_rows > num_rows ? std::max(min_rows, 2 * num_rows) : num_rows;
-    const auto r = rows.flat<int64_t>();
+    // Plan under shared locks (searches keep running): checks, the new number
+    // of rows, and which buffers must be copied (grown, or held by a reader).
+    int64_t num_rows = -1, target = -1;
+    std::vector<tf::Tensor> old(n);
+    std::vector<bool> copy(n, false);
     {
-      std::vector<int64_t> sorted(r.data(), r.data() + m);
-      std::sort(sorted.begin(), sorted.end());
-      for (int64_t j = 0; j < m; ++j) {
-        OP_REQUIRES(ctx, sorted[j] >= 0 && sorted[j] < target,
-                    tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j],
-                                                " out of range [0, ", target, ")"));
-        OP_REQUIRES(ctx, j == 0 || sorted[j] != sorted[j - 1],
-                    tf::errors::InvalidArgument("LinrWriteRows: row ", sorted[j],
-                                                " given twice"));
+      LockSet locks(vars, /*exclusive=*/false);
+      OP_REQUIRES_OK(ctx, Plan(ctx, vars, n, m, min_rows, &num_rows, &target));
+      for (int i = 0; i < n; ++i) {
+        const tf::Tensor* t = vars[i]->tensor();
+        if (target != num_rows || !t->RefCountIsOne()) {
+          copy[i] = true;
+          old[i] = *t;  // our reference keeps every writer from writing it in place
+        }
       }
     }
-
+    const auto r = rows.flat<int64_t>();
+    OP_REQUIRES_OK(ctx, CheckRows(r, m, target));
+    // Copy without any lock: searches are not blocked by a large copy.
+    std::vector<tf::Tensor> fresh(n);
     for (int i = 0; i < n; ++i) {
-      tf::Var* var = vars[i];
-      tf::Tensor* t = var->tensor();
-      if (target != num_rows || !t->RefCountIsOne()) {
-        // Grow, or copy-on-write: a reader still holds this buffer.
-        tf::TensorShape shape = t->shape();
-        shape.set_dim(0, target);
-        tf::Tensor fresh;
-        tf::AllocatorAttributes attr;
-        OP_REQUIRES_OK(ctx, ctx->allocate_temp(t->dtype(), shape, &fresh, attr));
-        CopyLeadingRows(*t, num_rows, &fresh);
-        Clear(&fresh, num_rows);
-        *t = fresh;
+      if (!copy[i]) continue;
+      OP_REQUIRES_OK(ctx, CopyGrown(ctx, old[i], num_rows, target, &fresh[i]));
+    }
+
+    LockSet locks(vars, /*exclusive=*/true);
+    // Another writer got in between (the buffers or sizes changed): redo the
+    // plan under the exclusive locks and copy there.
+    bool unchanged = true;
+    for (int i = 0; i < n; ++i) {
+      const tf::Tensor* t = vars[i]->tensor();
+      if (t->dims() < 1 || t->dim_size(0) != num_rows ||
+          (copy[i] && !t->SharesBufferWith(old[i]))) {
+        unchanged = false;
+      }
+    }
+    old.clear();
+    if (!unchanged) {
+      OP_REQUIRES_OK(ctx, Plan(ctx, vars, n, m, min_rows, &num_rows, &target));
+      OP_REQUIRES_OK(ctx, CheckRows(r, m, target));
+    }
+    for (int i = 0; i < n; ++i) {
+      tf::Tensor* t = vars[i]->tensor();
+      if (unchanged && copy[i]) {
+        *t = fresh[i];
+      } else if (target != num_rows || !t->RefCountIsOne()) {
+        // A reader arrived since the plan: copy-on-write under the lock.
+        tf::Tensor grown;
+        OP_REQUIRES_OK(ctx, CopyGrown(ctx, *t, num_rows, target, &grown));
+        *t = grown;
       }
       const tf::Tensor& v = ctx->input(n + 1 + i);
       if (m == 0) continue;
