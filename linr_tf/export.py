@@ -25,7 +25,8 @@ per call:
   * `delete_items`: `item_id`, `version`;
   * `update_attributes`: `item_id`, `version` and the attribute columns.
 Attribute columns are tf.string [B] (multi-valued cells joined by the config's
-separator) or float32 [B] for numeric attributes.
+separator) or float64 [B] for numeric attributes (in `upsert_items` they are the
+item tower's float32 features, bucketed after that rounding).
 Search signatures beside those: `retrieve_embeddings` (`query_embedding`
 float32 [B, dim], `filter`, `k`) for query vectors computed elsewhere, and,
 for an index with 1-bit codes, `retrieve_codes` (`query_codes` int32 [B, m/32],
@@ -74,8 +75,9 @@ class RetrievalModule(tf.Module):
           s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
                                 else tf.string, name=s.name)
           for s in cfg.item_features}
+      # Numeric attributes in float64: bucketed exactly as AttributeSchema.encode.
       self.attribute_specs = {
-          a: tf.TensorSpec([None], tf.float32 if types.get(a) == "numeric"
+          a: tf.TensorSpec([None], tf.float64 if types.get(a) == "numeric"
                            else tf.string, name=a)
           for a in self.attribute_encoder.attributes}
       clash = sorted((set(self.item_specs) | set(self.attribute_specs))

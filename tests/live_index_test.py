@@ -65,7 +65,7 @@ def live(trained, tmp_path_factory):
 def _attribute_rows(catalog, cfg, rows):
   categorical, numeric = filter_columns(cfg, catalog.columns)
   cols = {a: np.asarray(c)[rows] for a, c in categorical.items()}
-  cols.update({a: np.asarray(v)[rows].astype(np.float32) for a, (v, _) in numeric.items()})
+  cols.update({a: np.asarray(v)[rows].astype(np.float64) for a, (v, _) in numeric.items()})
   return cols
 
 

@@ -94,7 +94,7 @@ class LiveIndex:
         raise ValueError(f"attribute column '{a}' has {values.size} values, expected {n}")
       if a in numeric:
         try:
-          values = values.astype(np.float32)
+          values = values.astype(np.float64)
         except (TypeError, ValueError):
           raise ValueError(f"attribute '{a}': numeric values expected") from None
         if not np.isfinite(values).all():
@@ -135,7 +135,7 @@ class LiveIndex:
       inputs[name] = values.astype(np.float32 if kind == "numeric" else object)
     if list(inputs[self.item_id_feature]) != list(ids):
       raise ValueError(f"item feature '{self.item_id_feature}' must equal item_ids")
-    self._attribute_columns(inputs, ids.size)
+    self._attribute_columns({a: inputs[a] for a in self.attributes}, ids.size)
     for name, kind in self.item_features:
       if kind == "numeric" and not np.isfinite(inputs[name]).all():
         raise ValueError(f"item feature '{name}': NaN or Inf value")

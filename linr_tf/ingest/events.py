@@ -330,6 +330,6 @@ def attribute_columns(events: Sequence[Event], attributes: Sequence[str],
   cols = {}
   for a in attributes:
     vals = [e.payload[key][a] for e in events]
-    cols[a] = (np.asarray(vals, np.float32) if a in numeric
+    cols[a] = (np.asarray(vals, np.float64) if a in numeric
                else np.asarray(vals, dtype=object))
   return cols
