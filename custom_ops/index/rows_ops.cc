@@ -55,7 +55,7 @@ REGISTER_OP("LinrWriteRows")
     .Output("num_rows: int64")
     .Attr("N: int >= 1")
     .Attr("dtypes: list(type)")
-    .Attr("max_wait_us: int = 20000")
+    .Attr("max_wait_us: int = 50000")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       ::tensorflow::shape_inference::ShapeHandle unused;

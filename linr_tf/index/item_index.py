@@ -7,7 +7,8 @@ and updated live.
     index.upsert(["new-item"], [7], new_embeddings, new_bits)   # live update
 
 State (saved with the model; one row per slot, leading dimension = capacity):
-  * `ids` [capacity] string — external item ids ("" = free slot);
+  * `ids` [capacity] string — external item ids ("" = never used; a deleted
+    slot keeps its stale rows until reused, only its bitset is cleared);
   * `versions` [capacity] int64 — version of each item's last applied change;
   * `attributes` [capacity, W] int32 — attribute bitsets; bit 0 (`__live__`)
     is the validity mask, so a free or deleted slot is one with bit 0 clear;
@@ -398,14 +399,12 @@ class ItemIndex(tf.keras.layers.Layer):
       applied = (last < 0) | (versions > last)
       removed = applied & (slot >= 0)
       rows = tf.boolean_mask(slot, removed)
-      n = tf.size(rows)
-      values = [tf.fill([n], ""), tf.zeros([n], tf.int64),
-                tf.zeros([n, self.num_words], tf.int32)]
-      if self.vectors is not None:
-        values.append(tf.zeros([n, self.dim], self.vectors.dtype))
-      if self.codes is not None:
-        values.append(tf.zeros([n, self.quantizer.num_words], tf.int32))
-      written = ops.write_rows(self.row_variables, rows, values, min_rows=0)
+      # Clearing the attribute bitset (live bit included) is the delete: the
+      # slot's other rows are never read again until it is reused, and leaving
+      # them spares copying the large stores while searches hold them.
+      written = ops.write_rows([self.attributes], rows,
+                               [tf.zeros([tf.size(rows), self.num_words], tf.int32)],
+                               min_rows=0)
       with tf.control_dependencies([written]):
         updates = [
             self.free_slots.assign(tf.concat([self.free_slots.read_value(), rows], 0)),

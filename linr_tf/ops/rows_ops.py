@@ -34,7 +34,7 @@ def read_rows(variables: Sequence[tf.Variable], name=None) -> List[tf.Tensor]:
 
 
 def write_rows(variables: Sequence[tf.Variable], rows, values, min_rows,
-               max_wait_us: int = 20000, name=None) -> tf.Tensor:
+               max_wait_us: int = 50000, name=None) -> tf.Tensor:
   """Writes `values[i]` into rows `rows` of `variables[i]`, for all i at once.
 
   Args:
