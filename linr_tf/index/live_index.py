@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from linr_tf import filter as filter_lib
+from linr_tf.fsutil import fsync_dir, fsync_tree
 from linr_tf import ops
 
 READY = True
@@ -183,9 +184,9 @@ class LiveIndex:
       with self._lock:
         tf.train.Checkpoint(index=self.module.index).write(
             os.path.join(tmp, SNAPSHOT_PREFIX))
-      _fsync_tree(tmp)
+      fsync_tree(tmp)
       os.rename(tmp, directory)
-      _fsync_dir(parent)
+      fsync_dir(parent)
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise
@@ -238,22 +239,3 @@ class LiveIndex:
         query_embedding=tf.constant(queries), filter=tf.constant(filters, tf.string),
         k=tf.constant(k, tf.int32))
     return out["scores"].numpy(), out["item_ids"].numpy(), out["count"].numpy()
-
-
-def _fsync_tree(root: str) -> None:
-  for dirpath, _, files in os.walk(root):
-    for f in files:
-      fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-      try:
-        os.fsync(fd)
-      finally:
-        os.close(fd)
-    _fsync_dir(dirpath)
-
-
-def _fsync_dir(path: str) -> None:
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)

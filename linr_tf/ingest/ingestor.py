@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from absl import logging
 
+from linr_tf.fsutil import fsync_dir
 from linr_tf.ingest import deadletter
 from linr_tf.ingest import events as ev
 from linr_tf.ingest import metrics as metrics_lib
@@ -78,14 +79,6 @@ def list_snapshots(directory: str) -> List[Tuple[int, str]]:
 def read_meta(path: str) -> Dict:
   with open(os.path.join(path, META), encoding="utf-8") as f:
     return json.load(f)
-
-
-def _fsync_dir(directory: str) -> None:
-  fd = os.open(directory, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
 
 
 class Ingestor:
@@ -301,9 +294,9 @@ class Ingestor:
       json.dump(meta, f)
       f.flush()
       os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     os.rename(tmp, final)
-    _fsync_dir(self.snapshot_dir)
+    fsync_dir(self.snapshot_dir)
     self._snapshot_seq = seq
     self.snapshot_offset = self.offset
     self._since_snapshot = 0

@@ -27,6 +27,8 @@ import re
 import time
 from typing import Any, Iterable, List, Optional, Sequence
 
+from linr_tf.fsutil import fsync_dir
+
 _SEGMENT = re.compile(r"segment-(\d{20})\.jsonl\Z")
 DEFAULT_SEGMENT_BYTES = 64 << 20
 
@@ -76,14 +78,6 @@ def _segments(directory: str) -> List[int]:
   return sorted(starts)
 
 
-def _fsync_dir(directory: str) -> None:
-  fd = os.open(directory, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
 class LocalLogWriter:
   """Appends records to a local log directory (one writer at a time)."""
 
@@ -119,7 +113,7 @@ class LocalLogWriter:
   def _create(self, start: int):
     f = open(os.path.join(self.directory, _segment_name(start)), "ab")
     if self.fsync:
-      _fsync_dir(self.directory)
+      fsync_dir(self.directory)
     return f
 
   def append(self, records: Iterable) -> List[int]:
