@@ -260,7 +260,7 @@ def cmd_ingest():
     ing.close()
   f = m["freshness"]
   print(f"ingest: stopped at offset {json.dumps(m['offset'])}: "
-        f"{m['applied']} applied, {m['stale']} stale, {m['dead_lettered']} "
+        f"{m['applied']} applied, {m['duplicate']} duplicate, {m['dead_lettered']} "
         f"dead-lettered; freshness p50 {f['p50_s']} s, p99 {f['p99_s']} s",
         flush=True)
 

@@ -15,8 +15,8 @@ Signature `retrieve_with_options` adds `strategy` (tf.string scalar: "auto",
 "mask" for similarity masking, or "prefilter" for explicit pre-filtering).
 
 Live-update signatures (see `ItemIndex` for the version rule); each returns
-`applied` (bool [B], False = stale version / unknown item), item ids unique
-per call:
+`applied` (bool [B]) and `previous_version` (int64 [B], what the version was
+compared with, -1 = none / unknown item), item ids unique per call:
   * `upsert_items`: `version` (int64 [B]) + every item-tower feature (the item
     id feature included): embedded by the item tower in-graph, attributes from
     the same columns — how cold-start items enter;
@@ -165,22 +165,21 @@ class RetrievalModule(tf.Module):
     features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
                 for n in self.item_specs}
     embeddings = self.item_tower(features)
-    applied = self.index.upsert(features[self.item_id_feature], inputs["version"],
-                                embeddings, self._attributes(features))
-    return {"applied": applied}
+    return _write_outputs(self.index.upsert(
+        features[self.item_id_feature], inputs["version"], embeddings,
+        self._attributes(features)))
 
   def upsert_embeddings(self, inputs):
-    applied = self.index.upsert(inputs["item_id"], inputs["version"],
-                                inputs["embedding"], self._attributes(inputs))
-    return {"applied": applied}
+    return _write_outputs(self.index.upsert(
+        inputs["item_id"], inputs["version"], inputs["embedding"],
+        self._attributes(inputs)))
 
   def delete_items(self, inputs):
-    return {"applied": self.index.delete(inputs["item_id"], inputs["version"])}
+    return _write_outputs(self.index.delete(inputs["item_id"], inputs["version"]))
 
   def update_attributes(self, inputs):
-    applied = self.index.update_attributes(inputs["item_id"], inputs["version"],
-                                           self._attributes(inputs))
-    return {"applied": applied}
+    return _write_outputs(self.index.update_attributes(
+        inputs["item_id"], inputs["version"], self._attributes(inputs)))
 
   def signatures(self):
     """`serving_default` (automatic strategy), `retrieve_with_options` and,
@@ -221,6 +220,11 @@ class RetrievalModule(tf.Module):
     for name, (method, specs) in updates.items():
       out[name] = tf.function(_keyword_call(method)).get_concrete_function(**specs)
     return out
+
+
+def _write_outputs(result):
+  """Signature outputs of an index write (`ItemIndex.WriteResult`)."""
+  return {"applied": result.applied, "previous_version": result.previous_version}
 
 
 def _keyword_call(method):

@@ -161,7 +161,8 @@ def check_against_reference(live_index, model, work, records):
   ref = ref_lib.ReferenceIndex(base.items(), base.tombstones())
   bad = ref_lib.replay(records, validator, ref)
   assert ref.counts["applied"] > len(records) // 3
-  assert ref.counts["stale"] > 100           # re-orderings and duplicates
+  assert ref.counts["duplicate"] > 50        # repeated versions
+  assert ref.counts["rejected"] > 50         # re-ordered (stale) versions
 
   live = live_index.load(model)
   snaps = ingestor_lib.list_snapshots(os.path.join(work, "snapshots"))
@@ -201,7 +202,7 @@ def check_against_reference(live_index, model, work, records):
   counters = meta["counters"]
   assert counters["records"] == len(records)
   assert counters["applied"] == ref.counts["applied"]
-  assert counters["stale"] == ref.counts["stale"]
+  assert counters["duplicate"] == ref.counts["duplicate"]
   assert counters["dead_lettered"] == len(bad)
 
   dead = deadletter.read(os.path.join(work, "snapshots", "dead_letter.jsonl"))

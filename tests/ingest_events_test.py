@@ -155,6 +155,7 @@ def test_reference_version_semantics():
   assert ref.apply(check(up("a", 5)))
   assert not ref.apply(check(up("a", 5, 2.0)))            # equal: no-op
   assert not ref.apply(check(up("a", 4, 2.0)))            # older: stale
+  assert ref.last_reason == "stale version 4: the item's last version is 5"
   assert ref.apply(check(ev.update_attributes("a", 6, dict(ATTRS, lang="de"), 0)))
   assert ref.items["a"].version == 6
   assert ref.items["a"].embedding[0] == 1.0               # embedding kept
@@ -174,4 +175,4 @@ def test_reference_version_semantics():
                         "type": np.array(["post"]),
                         "age_hours": np.array([3.0])})[0]
   np.testing.assert_array_equal(bits, want)
-  assert ref.counts == {"applied": 5, "stale": 6}
+  assert ref.counts == {"applied": 5, "duplicate": 2, "rejected": 4}

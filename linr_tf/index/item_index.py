@@ -39,7 +39,7 @@ its version. Re-applying a change is therefore a no-op.
 """
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -51,6 +51,15 @@ from linr_tf.quantization.sign_oporp import SignOPORP
 from linr_tf.quantization.two_stage import rerank
 
 VECTOR_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+
+class WriteResult(NamedTuple):
+  """What a live update did, per item: `applied` bool [B] and
+  `previous_version` int64 [B], the version the rule compared against (the
+  item's version, or its delete's for upsert/delete; -1 = none; for
+  update_attributes -1 also when the item is not in the index)."""
+  applied: tf.Tensor
+  previous_version: tf.Tensor
 
 
 class WriterLock(tf.saved_model.experimental.TrackableResource):
@@ -331,8 +340,9 @@ class ItemIndex(tf.keras.layers.Layer):
     last = tf.where(slot >= 0, current, tf.reshape(self.deleted.lookup(ids), [-1]))
     return slot, last
 
-  def upsert(self, ids, versions, embeddings, attributes) -> tf.Tensor:
-    """Inserts or replaces items; returns applied bool [B] (False = stale).
+  def upsert(self, ids, versions, embeddings, attributes) -> WriteResult:
+    """Inserts or replaces items; returns a `WriteResult` (applied False =
+    stale or repeated version).
 
     Args:
       ids: string [B] distinct, non-empty item ids.
@@ -381,13 +391,14 @@ class ItemIndex(tf.keras.layers.Layer):
             self.deleted.remove(values[0]),
         ]
       with tf.control_dependencies(updates):
-        return tf.identity(applied)
+        return WriteResult(tf.identity(applied), tf.identity(last))
 
     with tf.control_dependencies(checks):
       return self.writer_lock.run(body)
 
-  def delete(self, ids, versions) -> tf.Tensor:
-    """Deletes items; returns applied bool [B] (False = stale version).
+  def delete(self, ids, versions) -> WriteResult:
+    """Deletes items; returns a `WriteResult` (applied False = stale or
+    repeated version).
 
     A delete of an unknown id is recorded, so an older upsert arriving later
     stays ignored.
@@ -413,14 +424,15 @@ class ItemIndex(tf.keras.layers.Layer):
                                 tf.boolean_mask(versions, applied)),
         ]
       with tf.control_dependencies(updates):
-        return tf.identity(applied)
+        return WriteResult(tf.identity(applied), tf.identity(last))
 
     with tf.control_dependencies(checks):
       return self.writer_lock.run(body)
 
-  def update_attributes(self, ids, versions, attributes) -> tf.Tensor:
-    """Replaces attribute bitsets of existing items (vectors kept); returns
-    applied bool [B] (False = stale version or unknown item)."""
+  def update_attributes(self, ids, versions, attributes) -> WriteResult:
+    """Replaces attribute bitsets of existing items (vectors kept); returns a
+    `WriteResult` (applied False = stale or repeated version, or unknown
+    item: previous_version -1)."""
     ids, versions, checks = self._check_batch(ids, versions)
     attributes = tf.ensure_shape(tf.convert_to_tensor(attributes, tf.int32),
                                  [None, self.num_words])
@@ -438,7 +450,8 @@ class ItemIndex(tf.keras.layers.Layer):
           [tf.boolean_mask(versions, applied), tf.boolean_mask(attributes, applied)],
           min_rows=0)
       with tf.control_dependencies([written]):
-        return tf.identity(applied)
+        return WriteResult(tf.identity(applied),
+                           tf.where(slot >= 0, last, -tf.ones_like(last)))
 
     with tf.control_dependencies(checks):
       return self.writer_lock.run(body)

@@ -113,16 +113,20 @@ class LiveIndex:
     raise ValueError(f"this model has no '{name}' signature (exported with a "
                      "searcher that cannot be updated?)")
 
-  def _apply(self, name, inputs) -> np.ndarray:
+  def _apply(self, name, inputs, return_previous):
+    """`applied` bool [n], or (applied, previous_version int64 [n]) with
+    `return_previous` (what each version was compared with, -1 = none; see
+    ItemIndex.WriteResult)."""
     fn = self._signature(name)
     with self._lock:
       out = fn(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
-    return out["applied"].numpy()
+    applied = out["applied"].numpy()
+    return (applied, out["previous_version"].numpy()) if return_previous else applied
 
   # --- writes ------------------------------------------------------------------
 
-  def upsert_items(self, item_ids, versions, features: Mapping[str, Sequence]
-                   ) -> np.ndarray:
+  def upsert_items(self, item_ids, versions, features: Mapping[str, Sequence],
+                   return_previous: bool = False):
     """Upserts items embedded by the item tower from their features."""
     ids, vers = self._keys(item_ids, versions)
     inputs = {"version": vers}
@@ -140,10 +144,10 @@ class LiveIndex:
     for name, kind in self.item_features:
       if kind == "numeric" and not np.isfinite(inputs[name]).all():
         raise ValueError(f"item feature '{name}': NaN or Inf value")
-    return self._apply("upsert_items", inputs)
+    return self._apply("upsert_items", inputs, return_previous)
 
   def upsert_embeddings(self, item_ids, versions, embeddings,
-                        attributes: Mapping[str, Sequence]) -> np.ndarray:
+                        attributes: Mapping[str, Sequence], return_previous: bool = False):
     """Upserts items with precomputed float32 [n, dim] embeddings."""
     ids, vers = self._keys(item_ids, versions)
     emb = np.asarray(embeddings, dtype=np.float32)
@@ -154,18 +158,18 @@ class LiveIndex:
       raise ValueError("embeddings contain NaN or Inf")
     inputs = {"item_id": ids, "version": vers, "embedding": emb,
               **self._attribute_columns(attributes, ids.size)}
-    return self._apply("upsert_embeddings", inputs)
+    return self._apply("upsert_embeddings", inputs, return_previous)
 
-  def delete_items(self, item_ids, versions) -> np.ndarray:
+  def delete_items(self, item_ids, versions, return_previous: bool = False):
     ids, vers = self._keys(item_ids, versions)
-    return self._apply("delete_items", {"item_id": ids, "version": vers})
+    return self._apply("delete_items", {"item_id": ids, "version": vers}, return_previous)
 
-  def update_attributes(self, item_ids, versions, attributes: Mapping[str, Sequence]
-                        ) -> np.ndarray:
+  def update_attributes(self, item_ids, versions, attributes: Mapping[str, Sequence],
+                        return_previous: bool = False):
     ids, vers = self._keys(item_ids, versions)
     inputs = {"item_id": ids, "version": vers,
               **self._attribute_columns(attributes, ids.size)}
-    return self._apply("update_attributes", inputs)
+    return self._apply("update_attributes", inputs, return_previous)
 
   # --- state -------------------------------------------------------------------
 

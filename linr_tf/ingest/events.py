@@ -47,6 +47,19 @@ INT64_MAX = 2**63 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def not_applied_reason(op: str, version: int, previous: int) -> Optional[str]:
+  """Why a well-formed event did not apply, given the version it was compared
+  with (-1 = none): None for a repeat of the applied version (a redelivery,
+  counted as a duplicate), else the dead-letter reason (a stale, i.e.
+  non-monotonic, version, or an attribute update of an item not in the index).
+  """
+  if previous == version:
+    return None
+  if op == UPDATE_ATTRIBUTES and previous < 0:
+    return "update_attributes of an item that is not in the index"
+  return f"stale version {version}: the item's last version is {previous}"
+
+
 class BadEvent(ValueError):
   """A malformed or invalid event; str(e) is the reason."""
 

@@ -10,8 +10,11 @@ the dead-letter log with the reason, ingestion goes on); split the valid
 events into rounds in which every item id appears at most once, keeping each
 id's order (round r holds an id's r-th event of the batch); apply each round
 with one LiveIndex call per op. The index applies an event only if its
-version is newer (`applied` flags), so a redelivered or stale event is a
-no-op: at-least-once delivery + idempotent apply = effectively once.
+version is newer, so a redelivered event is a no-op (counted `duplicate`):
+at-least-once delivery + idempotent apply = effectively once. An event whose
+version is older than the item's (non-monotonic), or an attribute update of
+an item not in the index, does not apply and goes to the dead-letter log with
+the reason (`events.not_applied_reason`).
 
 Snapshots: every `snapshot_interval_s` (or `snapshot_every` records), between
 batches, `live.save_snapshot` + the offset of the last record it covers + the
@@ -220,30 +223,32 @@ class Ingestor:
     self.stats.inc("dead_lettered")
     self.dead_letter.add(rec.offset, reason, rec.data)
 
-  def _call(self, op: str, evs: Sequence[ev.Event]) -> np.ndarray:
+  def _call(self, op: str, evs: Sequence[ev.Event]):
+    """One LiveIndex call: (applied [n], previous_version [n])."""
     ids = np.array([e.item_id for e in evs], dtype=object)
     versions = np.array([e.version for e in evs], np.int64)
     live = self.live
     if op == ev.DELETE:
-      return live.delete_items(ids, versions)
+      return live.delete_items(ids, versions, return_previous=True)
     if op == ev.UPDATE_ATTRIBUTES:
       return live.update_attributes(ids, versions, ev.attribute_columns(
-          evs, self._attributes, self._numeric))
+          evs, self._attributes, self._numeric), return_previous=True)
     if op == ev.UPSERT_EMBEDDING:
       emb = np.stack([e.payload["embedding"] for e in evs]).astype(np.float32)
       return live.upsert_embeddings(ids, versions, emb, ev.attribute_columns(
-          evs, self._attributes, self._numeric))
+          evs, self._attributes, self._numeric), return_previous=True)
     feats = {}
     for name, kind in self._features:
       vals = [e.payload["features"][name] for e in evs]
       feats[name] = (np.array(vals, np.float32) if kind == "numeric"
                      else np.array(vals, dtype=object))
-    return live.upsert_items(ids, versions, feats)
+    return live.upsert_items(ids, versions, feats, return_previous=True)
 
   def _apply(self, op: str, batch: Sequence[Tuple[Any, ev.Event, Record]]):
     """One index call; on rejection, halves the batch to isolate bad events."""
     try:
-      applied = np.asarray(self._call(op, [t[1] for t in batch]), bool)
+      applied, previous = self._call(op, [t[1] for t in batch])
+      applied = np.asarray(applied, bool)
     except self._index_errors as e:
       if len(batch) == 1:
         self._reject(batch[0][2], f"rejected by the index: {_one_line(e)}")
@@ -256,7 +261,14 @@ class Ingestor:
     self.stats.inc("apply_calls")
     n_applied = int(applied.sum())
     self.stats.inc("applied", n_applied)
-    self.stats.inc("stale", len(batch) - n_applied)
+    for (_, e, rec), ok, prev in zip(batch, applied, previous):
+      if ok:
+        continue
+      reason = ev.not_applied_reason(op, e.version, int(prev))
+      if reason is None:
+        self.stats.inc("duplicate")
+      else:
+        self._reject(rec, reason)
     if n_applied:
       times = np.array([t[1].event_time for t in batch], np.float64)[applied]
       self.stats.freshness.add_many(now - times)
@@ -323,9 +335,9 @@ class Ingestor:
       m = self.metrics()
       f = m["freshness"]
       logging.info(
-          "ingest: %d records, %d applied, %d stale, %d dead-lettered; "
+          "ingest: %d records, %d applied, %d duplicate, %d dead-lettered; "
           "freshness p50 %s p99 %s (n=%d); offset %s",
-          m["records"], m["applied"], m["stale"], m["dead_lettered"],
+          m["records"], m["applied"], m["duplicate"], m["dead_lettered"],
           _ms(f["p50_s"]), _ms(f["p99_s"]), f["count"], m["offset"])
       self._write_metrics()
 

@@ -71,7 +71,9 @@ class Histogram:
 class IngestMetrics:
   """Counters + freshness; `to_dict()` is what the ingestor logs and exports."""
 
-  COUNTERS = ("records", "applied", "stale", "dead_lettered", "batches",
+  # dead_lettered: malformed events plus stale versions and updates of
+  # unknown items; duplicate: a repeat of an applied version (redelivery).
+  COUNTERS = ("records", "applied", "duplicate", "dead_lettered", "batches",
               "apply_calls", "snapshots")
 
   def __init__(self):

@@ -39,7 +39,8 @@ class ReferenceIndex:
                                     None, np.asarray(bits, np.int32))
     self.tombstones: Dict[str, int] = {k: int(v) for k, v in
                                        (tombstones or {}).items()}
-    self.counts = {"applied": 0, "stale": 0}
+    self.counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+    self.last_reason: Optional[str] = None   # why the last event did not apply
 
   def last(self, item_id) -> Optional[int]:
     item = self.items.get(item_id)
@@ -48,10 +49,23 @@ class ReferenceIndex:
     return self.tombstones.get(item_id)
 
   def apply(self, e: ev.Event) -> bool:
-    """Applies one normalised event; True if it changed the index."""
+    """Applies one normalised event; True if it changed the index. Otherwise
+    `last_reason` is None for a repeat of the current version (duplicate) or
+    the dead-letter reason."""
     ok = self._apply(e)
-    self.counts["applied" if ok else "stale"] += 1
-    return ok
+    self.last_reason = None
+    if ok:
+      self.counts["applied"] += 1
+      return True
+    if e.op == ev.UPDATE_ATTRIBUTES:
+      item = self.items.get(e.item_id)
+      previous = -1 if item is None else item.version
+    else:
+      last = self.last(e.item_id)
+      previous = -1 if last is None else last
+    self.last_reason = ev.not_applied_reason(e.op, e.version, previous)
+    self.counts["duplicate" if self.last_reason is None else "rejected"] += 1
+    return False
 
   def _apply(self, e: ev.Event) -> bool:
     last = self.last(e.item_id)
@@ -92,7 +106,8 @@ class ReferenceIndex:
 
 
 def replay(records, validator: ev.Validator, reference: ReferenceIndex):
-  """Replays raw records in order; returns the set of rejected offsets."""
+  """Replays raw records in order; returns {offset: dead-letter reason} of the
+  malformed records and of the well-formed ones that were rejected."""
   bad = {}
   for offset, data in records:
     try:
@@ -100,5 +115,6 @@ def replay(records, validator: ev.Validator, reference: ReferenceIndex):
     except ev.BadEvent as err:
       bad[offset] = str(err)
       continue
-    reference.apply(e)
+    if not reference.apply(e) and reference.last_reason is not None:
+      bad[offset] = reference.last_reason
   return bad
