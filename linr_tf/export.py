@@ -100,12 +100,6 @@ class RetrievalModule(tf.Module):
       checks.append(tf.debugging.assert_equal(
           tf.shape(value)[0], batch,
           message=f"query feature '{name}' has a different batch size"))
-    if strategy is not None:
-      strategy = tf.ensure_shape(strategy, [], name="check_strategy")
-      is_known = tf.equal(tf.constant(STRATEGIES), strategy)
-      checks.append(tf.debugging.assert_equal(
-          tf.reduce_any(is_known), True,
-          message=f"strategy must be one of {', '.join(STRATEGIES)}"))
     with tf.control_dependencies(checks):
       queries = self.query_tower(features)
     return self._search(queries, filters, k, strategy, checks)
@@ -122,8 +116,14 @@ class RetrievalModule(tf.Module):
     ]
 
   def _search(self, queries, filters, k, strategy=None, checks=()):
+    """Index search after `checks` (and a check of `strategy`, when given)."""
+    checks = list(checks)
     if strategy is not None:
+      strategy = tf.ensure_shape(strategy, [], name="check_strategy")
       is_known = tf.equal(tf.constant(STRATEGIES), strategy)
+      checks.append(tf.debugging.assert_equal(
+          tf.reduce_any(is_known), True,
+          message=f"strategy must be one of {', '.join(STRATEGIES)}"))
     with tf.control_dependencies(checks):
       queries = tf.identity(queries)
     if strategy is None:

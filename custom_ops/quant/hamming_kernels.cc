@@ -100,16 +100,7 @@ class HammingTopKOp : public OpKernel {
       for (int64_t s = begin; s < end; ++s) run_shard(s);
     });
 
-    float* scores = out.scores;
-    int32_t* indices = out.idx;
-    int32_t* counts = out.count;
-    auto merge_query = [&](int64_t b) {
-      MergeShardsForQuery(partial, shards, batch, k, b, scores, indices, counts);
-    };
-    pool->ParallelFor(batch, std::max<int64_t>(1, shards * k * 8),
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t b = begin; b < end; ++b) merge_query(b);
-                      });
+    MergeShards(pool, partial, shards, batch, k, out);
   }
 };
 

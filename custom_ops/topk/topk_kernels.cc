@@ -192,17 +192,7 @@ class TopKOp : public OpKernel {
       for (int64_t task = begin; task < end; ++task) run_task(task);
     });
 
-    // Merge shards per query.
-    float* scores = out.scores;
-    int32_t* indices = out.idx;
-    int32_t* counts = out.count;
-    auto merge_query = [&](int64_t b) {
-      MergeShardsForQuery(partial, item_shards, batch, k, b, scores, indices, counts);
-    };
-    const int64_t merge_cost = std::max<int64_t>(1, item_shards * k * 8);
-    pool->ParallelFor(batch, merge_cost, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) merge_query(b);
-    });
+    MergeShards(pool, partial, item_shards, batch, k, out);
   }
 
  private:

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "custom_ops/topk/topk_common.h"
+#include "tensorflow/core/platform/threadpool.h"
 
 namespace linr {
 
@@ -38,6 +39,18 @@ inline void MergeShardsForQuery(const std::vector<std::vector<ScoredItem>>& part
     indices[b * k + j] = -1;
   }
   counts[b] = static_cast<int32_t>(kept);
+}
+
+// MergeShardsForQuery for every query of the batch, in parallel on `pool`.
+inline void MergeShards(tensorflow::thread::ThreadPool* pool,
+                        const std::vector<std::vector<ScoredItem>>& partial, int64_t num_shards,
+                        int64_t batch, int64_t k, const TopKOutputs& out) {
+  const int64_t cost = std::max<int64_t>(1, num_shards * k * 8);
+  pool->ParallelFor(batch, cost, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      MergeShardsForQuery(partial, num_shards, batch, k, b, out.scores, out.idx, out.count);
+    }
+  });
 }
 
 }  // namespace linr
