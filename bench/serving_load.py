@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 from linr_tf import config as config_lib  # noqa: E402
 from linr_tf import export as export_lib  # noqa: E402
 from linr_tf import model as model_lib  # noqa: E402
-from linr_tf.filter import AttributeSchema  # noqa: E402
+from linr_tf.attributes import AttributeSchema  # noqa: E402
 
 ATTRS = {
     "lang": ["en", "de", "fr", "es", "pt", "ja"],

@@ -39,7 +39,7 @@ import re
 
 import tensorflow as tf
 
-from linr_tf.filter import AttributeEncoder
+from linr_tf.attributes import AttributeEncoder
 from linr_tf.index.item_index import ItemIndex
 from linr_tf.model import RetrievalModel
 

@@ -22,7 +22,7 @@ import tensorflow_recommenders as tfrs
 
 from linr_tf import config as config_lib
 from linr_tf.data.csv_io import Catalog, Interactions
-from linr_tf.filter import AttributeSchema
+from linr_tf.attributes import AttributeSchema
 from linr_tf.index import IndexTopK, ItemIndex
 from linr_tf.quantization import SignOPORP
 from linr_tf.towers import Tower

@@ -77,8 +77,8 @@ class RedisServer:
 
 def demo_schema():
   """A schema like configs/demo.json's filter attributes."""
-  from linr_tf import filter as filter_lib  # pylint: disable=g-import-not-at-top
-  return filter_lib.AttributeSchema.from_columns(
+  from linr_tf import attributes as attributes_lib  # pylint: disable=g-import-not-at-top
+  return attributes_lib.AttributeSchema.from_columns(
       {"lang": np.array(["en", "de", "fr"]),
        "topic": np.array(["ai|ml", "sports", "news"]),
        "type": np.array(["post", "article", "job"])},

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import reference
-from linr_tf.filter import AttributeSchema
+from linr_tf.attributes import AttributeSchema
 from linr_tf.index import ItemIndex
 
 ATTRS = {"lang": ["en", "de", "fr"], "type": ["post", "article", "job"],

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from linr_tf import export as export_lib
-from linr_tf.filter import AttributeEncoder, AttributeSchema
+from linr_tf.attributes import AttributeEncoder, AttributeSchema
 from linr_tf.index import ItemIndex
 from linr_tf.index.live_index import LiveIndex
 from linr_tf.model import filter_columns

@@ -11,7 +11,7 @@ import conftest
 import linr_tf
 from linr_tf import config as config_lib
 from linr_tf import export as export_lib
-from linr_tf.filter import AttributeSchema
+from linr_tf.attributes import AttributeSchema
 from linr_tf.index import ItemIndex
 from linr_tf.index.live_index import LiveIndex
 from linr_tf.quantization import SignOPORP

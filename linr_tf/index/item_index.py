@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import gen_resource_variable_ops
 
-from linr_tf import filter as filter_lib
+from linr_tf import attributes as attributes_lib
 from linr_tf import ops
 from linr_tf.quantization.sign_oporp import SignOPORP
 from linr_tf.quantization.two_stage import rerank
@@ -103,7 +103,7 @@ class ItemIndex(tf.keras.layers.Layer):
                quantizer: Optional[SignOPORP] = None, rerank_factor: int = 10,
                **kwargs):
     super().__init__(**kwargs)
-    schema = filter_lib.AttributeSchema(bit_keys)
+    schema = attributes_lib.AttributeSchema(bit_keys)
     self.dim = int(dim)
     self.num_words = schema.num_words
     if vectors is None and quantizer is None:
@@ -270,7 +270,7 @@ class ItemIndex(tf.keras.layers.Layer):
       snapshot = ops.read_rows(self.row_variables)
     _, _, attributes = snapshot[:3]
     vectors = snapshot[3] if self.vectors is not None else None
-    program = filter_lib.compile_filters(filters, self.bit_keys)
+    program = attributes_lib.compile_filters(filters, self.bit_keys)
     if self.codes is None:
       return ops.filtered_top_k(queries, vectors, attributes, program, k,
                                 strategy=strategy)
@@ -314,7 +314,7 @@ class ItemIndex(tf.keras.layers.Layer):
     if filters is None:
       filters = tf.fill(tf.shape(query_codes)[:1], "")
     snapshot = ops.read_rows(self.row_variables)
-    program = filter_lib.compile_filters(filters, self.bit_keys)
+    program = attributes_lib.compile_filters(filters, self.bit_keys)
     mask, _ = ops.filter_mask(snapshot[2], program)
     found = ops.hamming_top_k(query_codes, snapshot[-1], mask, k)
     ids = tf.where(found.indices >= 0,

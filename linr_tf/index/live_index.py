@@ -25,7 +25,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from linr_tf import filter as filter_lib
+from linr_tf import attributes as attributes_lib
 from linr_tf.fsutil import fsync_dir, fsync_tree
 from linr_tf import ops
 
@@ -44,7 +44,7 @@ class LiveIndex:
     self._signatures = signatures() if callable(signatures) else signatures
     meta = json.loads(module.metadata.numpy().decode())
     cfg = meta["config"]
-    self.schema = filter_lib.AttributeSchema(meta["bit_keys"])
+    self.schema = attributes_lib.AttributeSchema(meta["bit_keys"])
     self.separator = cfg.get("separator", "|")
     self.item_features: List[Tuple[str, str]] = [
         (f["name"], f["type"]) for f in cfg["item_features"]]

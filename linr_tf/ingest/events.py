@@ -180,7 +180,7 @@ def decode(data) -> Event:
 class Spec:
   """What the index accepts: from a LiveIndex (`Spec.from_live`) or by hand."""
   dim: int
-  schema: Any                       # linr_tf.filter.AttributeSchema
+  schema: Any                       # linr_tf.attributes.AttributeSchema
   item_features: List[Tuple[str, str]]
   attributes: List[str]
   separator: str = "|"
@@ -204,7 +204,7 @@ class Validator:
   """
 
   def __init__(self, spec: Spec):
-    from linr_tf import filter as filter_lib  # pylint: disable=g-import-not-at-top
+    from linr_tf import attributes as attributes_lib  # pylint: disable=g-import-not-at-top
     self.spec = spec
     self.sep = spec.separator
     numeric = spec.schema.numeric_attributes
@@ -212,7 +212,7 @@ class Validator:
     self._known: Dict[str, set] = {a: set() for a in
                                    spec.schema.categorical_attributes}
     for key in spec.schema.keys[1:]:
-      kind, attr, value = filter_lib._parse_key(key)  # pylint: disable=protected-access
+      kind, attr, value = attributes_lib._parse_key(key)  # pylint: disable=protected-access
       if kind == "categorical":
         self._known[attr].add(value)
     self._attrs = list(spec.attributes)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linr_tf import filter as filter_lib
-from linr_tf.filter import AttributeSchema
+from linr_tf import attributes as attributes_lib
+from linr_tf.attributes import AttributeSchema
 from linr_tf.ops import filter_ops
 
 AGE_BOUNDS = [1, 6, 24, 72, 168, 720]
@@ -18,19 +18,19 @@ def bit_list(bits, num_keys):
 
 
 def test_format_number_and_bucket_keys():
-  fmt = filter_lib.format_number
+  fmt = attributes_lib.format_number
   assert [fmt(x) for x in [24, 24.0, -1.5, 0.1, 1e-5, 2.5e20, 2**60]] == [
       "24", "24", "-1.5", "0.1", "1e-05", "2.5e20", "1.152921504606847e18"]
   for x in [0.1, 1e-5, 2.5e20, -3.75, 2**60, 123456789.125]:
     assert float(fmt(x)) == float(x)
-  assert filter_lib.bucket_keys("age_hours", AGE_BOUNDS) == [
+  assert attributes_lib.bucket_keys("age_hours", AGE_BOUNDS) == [
       "age_hours@[,1)", "age_hours@[1,6)", "age_hours@[6,24)", "age_hours@[24,72)",
       "age_hours@[72,168)", "age_hours@[168,720)", "age_hours@[720,)"]
-  assert filter_lib.bucket_keys("x", []) == ["x@[,)"]
+  assert attributes_lib.bucket_keys("x", []) == ["x@[,)"]
   with pytest.raises(ValueError, match="strictly increasing"):
-    filter_lib.bucket_keys("x", [1, 1])
+    attributes_lib.bucket_keys("x", [1, 1])
   with pytest.raises(ValueError, match="finite"):
-    filter_lib.bucket_keys("x", [1, float("inf")])
+    attributes_lib.bucket_keys("x", [1, float("inf")])
 
 
 def test_from_columns_numeric_keys():
@@ -39,7 +39,7 @@ def test_from_columns_numeric_keys():
       {"age_hours": (np.array([0.5, 30, 1000]), AGE_BOUNDS),
        "score": ([0.0, 1.0, 2.0], [-0.5, 0.25])})
   assert schema.keys == (
-      ["__live__"] + filter_lib.bucket_keys("age_hours", AGE_BOUNDS)
+      ["__live__"] + attributes_lib.bucket_keys("age_hours", AGE_BOUNDS)
       + ["lang=de", "lang=en", "score@[,-0.5)", "score@[-0.5,0.25)", "score@[0.25,)",
          "topic=ai", "topic=db", "topic=ml"])
   assert schema.attributes == ["age_hours", "lang", "score", "topic"]
@@ -164,7 +164,7 @@ def test_compile_filters_appends_live_check():
   schema = AttributeSchema.from_columns(cat, {"age_hours": (ages, AGE_BOUNDS)})
   bits = schema.encode({**cat, "age_hours": ages})
   bits[2, 0] &= ~np.int32(1)  # item 2 deleted: __live__ cleared
-  program = filter_lib.compile_filters(
+  program = attributes_lib.compile_filters(
       tf.constant(["", "lang = en", "age_hours >= 24 OR lang = xx"]), schema.keys,
       unknown_value="match_none").numpy()
   assert program.shape[0] == 3 and program.shape[2] == 3
@@ -181,7 +181,7 @@ def test_compile_filters_in_graph_and_wide():
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
   def compile_batch(filters):
-    return filter_lib.compile_filters(filters, tf.constant(keys))
+    return attributes_lib.compile_filters(filters, tf.constant(keys))
   out = compile_batch.get_concrete_function().structured_outputs
   assert out.shape.as_list() == [None, None, 4]
   program = compile_batch(tf.constant(["v = x35", "v != x1 AND v = x2"])).numpy()
