@@ -37,9 +37,10 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 import linr_tf  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import numpy as np  # noqa: E402
 
+from linr_tf import ingest  # noqa: E402
 from linr_tf.ingest import events as ev  # noqa: E402
 from linr_tf.ingest import ingestor as ingestor_lib  # noqa: E402
-from linr_tf.ingest import sources  # noqa: E402
+from linr_tf.ingest import local_log  # noqa: E402
 
 FILTER = 'lang = "en" AND type IN ("post", "article")'
 
@@ -151,11 +152,11 @@ def event_lines(live, rng, n, n_items, version, now=None):
 def pipeline_rate(live, work, n_items, rng, n_events, version):
   """Records/s through the whole ingestor from a pre-written local log."""
   log_dir = os.path.join(work, "pipe-log")
-  with sources.LocalLogWriter(log_dir) as w:
+  with local_log.LocalLogWriter(log_dir) as w:
     for i in range(0, n_events, 10000):
       w.append(event_lines(live, rng, min(10000, n_events - i), n_items,
                            version + i, now=time.time()))
-  ing = ingestor_lib.Ingestor(live, sources.LocalLogSource(log_dir),
+  ing = ingestor_lib.Ingestor(live, local_log.LocalLogSource(log_dir),
                               os.path.join(work, "pipe-snap"),
                               batch_size=4096, snapshot_interval_s=1e9,
                               log_interval_s=1e9)
@@ -176,14 +177,14 @@ sys.path.insert(0, sys.argv[1])
 url, rate, seconds, path = sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 lines = [json.loads(l) for l in open(path)]
 if url.startswith("local:"):
-    from linr_tf.ingest.sources import LocalLogWriter
+    from linr_tf.ingest.local_log import LocalLogWriter
     w = LocalLogWriter(url[6:]); publish = w.append
 else:
     import redis
-    from linr_tf.ingest import redis_source
-    p = redis_source.parse_url(url)
+    from linr_tf.ingest import redis_stream
+    p = redis_stream.parse_url(url)
     client = redis.Redis(host=p["host"], port=p["port"])
-    publish = lambda recs: redis_source.publish(client, p["stream"], recs)
+    publish = lambda recs: redis_stream.publish(client, p["stream"], recs)
 print("ready", flush=True)
 sys.stdin.readline()
 tick = 0.01
@@ -215,7 +216,7 @@ def freshness_run(live, work, url, rate, seconds, rng, n_items):
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           env=env, text=True)
   assert prod.stdout.readline().strip() == "ready"
-  ing = ingestor_lib.Ingestor(live, sources.open_source(url), snap,
+  ing = ingestor_lib.Ingestor(live, ingest.open_source(url), snap,
                               batch_size=4096, poll_timeout_s=0.05,
                               snapshot_interval_s=1e9, log_interval_s=10)
   ing.recover()

@@ -236,11 +236,11 @@ def cmd_ingest():
   import signal  # pylint: disable=g-import-not-at-top
   import threading  # pylint: disable=g-import-not-at-top
   from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
+  from linr_tf import ingest  # pylint: disable=g-import-not-at-top
   from linr_tf.ingest import ingestor as ingestor_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf.ingest import sources  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
   live = LiveIndex.load(_require("model"))
-  source = sources.open_source(_require("source"))
+  source = ingest.open_source(_require("source"))
   ing = ingestor_lib.Ingestor(
       live, source, _require("snapshots"), dead_letter_path=FLAGS.dead_letter,
       batch_size=FLAGS.ingest_batch_size,
@@ -271,7 +271,7 @@ def demo_live_update(path, model, cfg, workdir, user, k):
   from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
   from linr_tf.ingest import events as ev  # pylint: disable=g-import-not-at-top
   from linr_tf.ingest import ingestor as ingestor_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf.ingest import sources  # pylint: disable=g-import-not-at-top
+  from linr_tf.ingest import local_log  # pylint: disable=g-import-not-at-top
   live = LiveIndex.load(path)
   log_dir = os.path.join(workdir, "changes")
   item_id = f"live-{int(time.time())}"
@@ -289,10 +289,10 @@ def demo_live_update(path, model, cfg, workdir, user, k):
                       if key.startswith(a + "="))
       prefer = {"lang": "en", "type": "post", "topic": "ai", "country": "us"}
       attrs[a] = prefer[a] if prefer.get(a) in values else values[0]
-  with sources.LocalLogWriter(log_dir) as writer:
+  with local_log.LocalLogWriter(log_dir) as writer:
     (offset,) = writer.append([ev.upsert_embedding(
         item_id, 1, embedding, attrs, time.time())])
-  ing = ingestor_lib.Ingestor(live, sources.LocalLogSource(log_dir),
+  ing = ingestor_lib.Ingestor(live, local_log.LocalLogSource(log_dir),
                               os.path.join(workdir, "ingest"),
                               snapshot_interval_s=3600)
   ing.recover()

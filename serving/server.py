@@ -124,7 +124,7 @@ class Server:
       return
     from linr_tf.index.live_index import LiveIndex  # pylint: disable=g-import-not-at-top
     from linr_tf.ingest.ingestor import Ingestor  # pylint: disable=g-import-not-at-top
-    from linr_tf.ingest.sources import open_source  # pylint: disable=g-import-not-at-top
+    from linr_tf.ingest import open_source  # pylint: disable=g-import-not-at-top
     servable = self.manager.resolve(self.ingest.model_name)   # held until stop
     self._ingest_servable = servable
     live = LiveIndex(servable.loaded)

@@ -24,9 +24,9 @@ import pytest
 from linr_tf.ingest import deadletter
 from linr_tf.ingest import events as ev
 from linr_tf.ingest import ingestor as ingestor_lib
+from linr_tf.ingest import local_log
+from linr_tf.ingest import redis_stream
 from linr_tf.ingest import reference as ref_lib
-from linr_tf.ingest import redis_source
-from linr_tf.ingest import sources
 import ingest_workload
 from ingest_helpers import RedisServer
 
@@ -230,7 +230,7 @@ def test_crash_recovery_redis(exported, live_index, tmp_path):
   server = RedisServer().start()
   try:
     client = server.client()
-    producer = Producer(workload, lambda recs: redis_source.publish(
+    producer = Producer(workload, lambda recs: redis_stream.publish(
         client, "changes", recs), rate=len(workload) / 90.0)
     work = str(tmp_path)
     cmd = _ingest_cmd(model, server.url("changes"),
@@ -240,7 +240,7 @@ def test_crash_recovery_redis(exported, live_index, tmp_path):
     # Most restarts resumed from a newer snapshot (progress between kills).
     assert len({h[2] for h in history}) >= kills // 3, history
     entries = client.xrange("changes")
-    records = [(i.decode(), f[redis_source.FIELD]) for i, f in entries]
+    records = [(i.decode(), f[redis_stream.FIELD]) for i, f in entries]
     assert len(records) == len(workload)
     check_against_reference(live_index, model, work, records)
     # Everything a snapshot covers is acknowledged in the consumer group.
@@ -256,14 +256,14 @@ def test_crash_recovery_local_log(exported, live_index, tmp_path):
   workload = ingest_workload.make_workload(n_events, base_ids[:600], 1000,
                                            spec, seed=12)
   log_dir = str(tmp_path / "log")
-  writer = sources.LocalLogWriter(log_dir, segment_bytes=1 << 20)
+  writer = local_log.LocalLogWriter(log_dir, segment_bytes=1 << 20)
   producer = Producer(workload, writer.append, rate=len(workload) / 30.0)
   work = str(tmp_path)
   cmd = _ingest_cmd(model, f"local:{log_dir}", os.path.join(work, "snapshots"))
   crash_and_recover(cmd, work, producer, kills, seed=2)
   writer.close()
   assert len([s for s in os.listdir(log_dir) if s.startswith("segment-")]) > 1
-  src = sources.LocalLogSource(log_dir)
+  src = local_log.LocalLogSource(log_dir)
   records = []
   while True:
     got = src.read(10000, 0.1)

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from linr_tf import export as export_lib
 from linr_tf.ingest import events as ev
-from linr_tf.ingest.sources import LocalLogWriter
+from linr_tf.ingest.local_log import LocalLogWriter
 from serving_util import ServerProcess, predict_request, rest, wait_for
 
 MODEL = "linr"

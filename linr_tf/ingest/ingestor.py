@@ -45,7 +45,7 @@ from linr_tf.fsutil import fsync_dir
 from linr_tf.ingest import deadletter
 from linr_tf.ingest import events as ev
 from linr_tf.ingest import metrics as metrics_lib
-from linr_tf.ingest.sources import Record, Source
+from linr_tf.ingest.source import Record, Source
 
 _SNAP = re.compile(r"snap-(\d{10})\Z")
 META = "meta.json"

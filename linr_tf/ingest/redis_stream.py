@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 import redis
 
-from linr_tf.ingest.sources import Record, Source
+from linr_tf.ingest.source import Record, Source
 
 FIELD = b"e"
 DEFAULT_GROUP = "linr-ingest"

@@ -1,68 +1,24 @@
-"""Change sources behind one small interface, and the embedded local log.
+"""The embedded local log: a directory of segment files, no server needed.
 
-A `Source` yields `Record(offset, data)` in order. Offsets are what a
-snapshot stores to resume from; they are JSON values (the local log: global
-sequence numbers; Redis: stream entry ids "ms-seq").
-
-    source.seek(offset)            # deliver records after `offset` (None: from the start)
-    source.read(max_records, timeout_s) -> [Record]
-    source.commit(offset)          # records <= offset are in a snapshot: a broker may drop them
-    source.close()
-
-A Kafka source is the same four calls: seek = consumer.seek(tp, offset + 1),
-read = poll, commit = commit offsets (see `open_source` for the URL scheme).
-
-The local log (`LocalLogWriter` / `LocalLogSource`) needs no server: a
-directory of segment files `segment-<first offset>.jsonl`, one record per
-line, rolled by size. The writer fsyncs every append (and the directory when
-it rolls), holds an exclusive lock on the directory, and on open truncates a
-torn last line left by a crash. Readers never deliver an incomplete line.
+`LocalLogWriter` appends, `LocalLogSource` (a `source.Source`) reads and tails.
+The directory holds segment files `segment-<first offset>.jsonl`, one record
+per line, rolled by size; offsets are global sequence numbers. The writer
+fsyncs every append (and the directory when it rolls), holds an exclusive lock
+on the directory, and on open truncates a torn last line left by a crash.
+Readers never deliver an incomplete line.
 """
 
-import abc
-import dataclasses
 import fcntl
 import os
 import re
 import time
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Iterable, List
 
 from linr_tf.fsutil import fsync_dir
+from linr_tf.ingest.source import Record, Source
 
 _SEGMENT = re.compile(r"segment-(\d{20})\.jsonl\Z")
 DEFAULT_SEGMENT_BYTES = 64 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class Record:
-  offset: Any
-  data: bytes
-
-
-class Source(abc.ABC):
-  """Ordered records with resumable offsets (at-least-once)."""
-
-  description = "source"
-
-  @abc.abstractmethod
-  def seek(self, offset) -> None:
-    """Next reads deliver the records after `offset` (None: the first)."""
-
-  @abc.abstractmethod
-  def read(self, max_records: int, timeout_s: float) -> List[Record]:
-    """Up to `max_records` records in order; [] if none came in `timeout_s`."""
-
-  def commit(self, offset) -> None:
-    """Records up to `offset` are durable downstream (in a snapshot)."""
-
-  def close(self) -> None:
-    pass
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
 
 
 def _segment_name(start: int) -> str:
@@ -246,14 +202,3 @@ class LocalLogSource(Source):
 
   def close(self) -> None:
     self._close_file()
-
-
-def open_source(url: str, **kwargs) -> Source:
-  """`local:<dir>` or `redis://host:port/<stream>` (loopback by default)."""
-  if url.startswith("local:"):
-    return LocalLogSource(url[len("local:"):], **kwargs)
-  if url.startswith("redis://"):
-    from linr_tf.ingest import redis_source  # pylint: disable=g-import-not-at-top
-    return redis_source.RedisStreamSource.from_url(url, **kwargs)
-  raise ValueError(f"unknown source {url!r}: use local:<dir> or "
-                   "redis://127.0.0.1:<port>/<stream>")
