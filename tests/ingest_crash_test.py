@@ -26,7 +26,7 @@ from linr_tf.ingest import events as ev
 from linr_tf.ingest import ingestor as ingestor_lib
 from linr_tf.ingest import local_log
 from linr_tf.ingest import redis_stream
-from linr_tf.ingest import reference as ref_lib
+import ingest_reference as ref_lib
 import ingest_workload
 from ingest_helpers import RedisServer
 

@@ -8,7 +8,7 @@ import pytest
 
 from linr_tf.ingest import events as ev
 from linr_tf.ingest import ingestor as ingestor_lib
-from linr_tf.ingest import reference as ref_lib
+import ingest_reference as ref_lib
 from ingest_helpers import demo_schema, demo_spec
 
 ATTRS = {"lang": "en", "topic": ["ai", "ml"], "type": "post", "age_hours": 3}

@@ -6,9 +6,9 @@
     redis_stream  Redis Streams with a consumer group
     deadletter    rejected records with their reason
     ingestor      the loop: validate, split, apply, snapshot, recover; freshness
-    reference     pure-Python replay under the version semantics (test oracle)
     open_source   `local:<dir>` / `redis://...` -> a `Source` (below)
 
+The pure-Python replay oracle lives with the tests (tests/ingest_reference.py).
 Importing this package needs neither redis nor any source module: `open_source`
 imports the one it opens.
 """
