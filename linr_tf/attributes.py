@@ -44,6 +44,28 @@ _BUCKET = re.compile(r"\[([^,\[\]()]*),([^,\[\]()]*)\)\Z")
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 
 
+def set_live(bits):
+  """`bits` [N, W] int32 with the `__live__` bit (bit 0 of word 0) set.
+
+  The one place that writes the live bit: numpy arrays stay numpy, anything
+  else becomes a tensor. Clearing the whole bitset is what deletes an item.
+  """
+  if isinstance(bits, np.ndarray):
+    out = bits.astype(np.int32, copy=True)
+    out[:, 0] |= np.int32(1)
+    return out
+  bits = tf.convert_to_tensor(bits, tf.int32)
+  word = tf.one_hot(0, tf.shape(bits)[1], on_value=1, off_value=0, dtype=tf.int32)
+  return tf.bitwise.bitwise_or(bits, word[None, :])
+
+
+def is_live(bits):
+  """[N] bool: rows of `bits` [N, W] whose `__live__` bit is set (numpy or tf)."""
+  if isinstance(bits, np.ndarray):
+    return (bits[:, 0] & 1) != 0
+  return tf.not_equal(tf.bitwise.bitwise_and(bits[:, 0], 1), 0)
+
+
 def format_number(x: float) -> str:
   """Canonical text of a bucket boundary: "24", "-1.5", "1e-05" (no '+')."""
   x = float(x)
@@ -80,7 +102,7 @@ def _check_filterable_name(attribute: str) -> None:
         f"with '__' and not a filter keyword ({', '.join(FILTER_KEYWORDS)})")
 
 
-def _parse_key(key: str):
+def parse_key(key: str):
   """("categorical", attr, value) or ("numeric", attr, (lo, hi)) of a bit key."""
   eq, at = key.find("="), key.find("@")
   if at >= 0 and (eq < 0 or at < eq):
@@ -114,7 +136,7 @@ class AttributeSchema:
     buckets: Dict[str, List[Tuple[float, float, int]]] = {}
     categorical = set()
     for bit, key in enumerate(keys[1:], start=1):
-      kind, attr, payload = _parse_key(key)
+      kind, attr, payload = parse_key(key)
       if attr.startswith("__"):
         raise ValueError(f"bad attribute bit key {key!r}: '__' names are reserved")
       if kind == "categorical":
@@ -160,6 +182,33 @@ class AttributeSchema:
     return {a: tuple(float(b) for b in bounds)
             for a, (bounds, _) in sorted(self._numeric.items())}
 
+  def values(self, attribute: str) -> List[str]:
+    """The known values of a categorical attribute, in bit order."""
+    if attribute not in self._categorical:
+      raise ValueError(f"'{attribute}' is not a categorical attribute of this schema "
+                       f"(categorical: {self._categorical})")
+    return [v for (a, v), _ in sorted(self._value_bit.items(), key=lambda e: e[1])
+            if a == attribute]
+
+  def value_bits(self) -> Dict[Tuple[str, str], int]:
+    """(attribute, value) -> bit of every categorical value."""
+    return dict(self._value_bit)
+
+  def buckets(self, attribute: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(boundaries float64 [n], bit of bucket i int64 [n + 1]) of a numeric
+    attribute; bucket i holds boundaries[i-1] <= x < boundaries[i]."""
+    if attribute not in self._numeric:
+      raise ValueError(f"'{attribute}' is not a numeric attribute of this schema "
+                       f"(numeric: {sorted(self._numeric)})")
+    bounds, bits = self._numeric[attribute]
+    return bounds.copy(), bits.copy()
+
+  @staticmethod
+  def numeric_values(attribute: str, values) -> np.ndarray:
+    """`values` as float64 [N]; ValueError naming the attribute (and the row of
+    a NaN) otherwise."""
+    return _numeric_values(attribute, values)
+
   @classmethod
   def from_columns(cls, categorical: Mapping[str, np.ndarray],
                    numeric: Optional[Mapping[str, Tuple[np.ndarray, Sequence[float]]]] = None,
@@ -169,11 +218,11 @@ class AttributeSchema:
     Categorical: one bit per distinct value seen (values split on `separator`;
     sorted, deterministic). Numeric: `numeric[attr] = (values, boundaries)`
     gives one bit per bucket (values are only checked for NaN). Attributes are
-    laid out in name order. The older call `from_columns(columns, separator)`
-    still works.
+    laid out in name order.
     """
-    if isinstance(numeric, str):  # from_columns(columns, separator)
-      numeric, separator = None, numeric
+    if isinstance(numeric, str):
+      raise TypeError("from_columns(categorical, numeric=None, separator='|'): pass "
+                      "the separator by keyword")
     numeric = dict(numeric or {})
     overlap = set(categorical) & set(numeric)
     if overlap:
@@ -213,7 +262,6 @@ class AttributeSchema:
       raise ValueError(f"attribute columns differ in length: {lengths}")
     n = lengths[attrs[0]] if attrs else 0
     bits = np.zeros((n, self.num_words), np.uint32)
-    bits[:, 0] |= np.uint32(1)
     for attr in attrs:
       column = self._column_values(attr, columns[attr])
       if attr in self._numeric:
@@ -233,7 +281,7 @@ class AttributeSchema:
             raise ValueError(f"attribute '{attr}': unknown value {v!r} "
                              f"(row {row})")
           bits[row, b // 32] |= np.uint32(1 << (b % 32))
-    return bits.view(np.int32)
+    return set_live(bits.view(np.int32))
 
   def _column_values(self, attr, column):
     """Values of a column; a numeric (values, boundaries) pair is unpacked."""
@@ -297,7 +345,7 @@ class AttributeEncoder(tf.Module):
     self.schema = AttributeSchema(bit_keys)
     self.separator = separator
     self.num_bits = len(self.schema.keys)
-    keys = [k for k in self.schema.keys[1:] if _parse_key(k)[0] == "categorical"]
+    keys = [k for k in self.schema.keys[1:] if parse_key(k)[0] == "categorical"]
     bits = [self.schema.keys.index(k) for k in keys]
     if keys:
       self._categorical_bits = tf.lookup.StaticHashTable(
@@ -305,8 +353,10 @@ class AttributeEncoder(tf.Module):
           default_value=-1)
     else:
       self._categorical_bits = None
-    self._numeric = {a: (tf.constant(bounds, tf.float64), tf.constant(bucket_bits, tf.int64))
-                     for a, (bounds, bucket_bits) in self.schema._numeric.items()}
+    self._numeric = {}
+    for a in self.schema.numeric_attributes:
+      bounds, bucket_bits = self.schema.buckets(a)
+      self._numeric[a] = (tf.constant(bounds, tf.float64), tf.constant(bucket_bits, tf.int64))
 
   @property
   def attributes(self) -> List[str]:
@@ -353,13 +403,11 @@ class AttributeEncoder(tf.Module):
       bit = tf.concat(bits + [tf.zeros([0], tf.int64)], 0)
       row = tf.concat(rows + [tf.zeros([0], tf.int64)], 0)
       num_words = self.schema.num_words
-      # Live bit + every (row, bit) pair, OR-ed into [B, W] words.
+      # Every (row, bit) pair, OR-ed into [B, W] words, then the live bit.
       dense = tf.scatter_nd(tf.stack([row, bit], 1), tf.ones_like(bit, tf.int32),
                             tf.stack([batch, num_words * 32]))
       dense = tf.minimum(dense, 1)
-      dense = tf.tensor_scatter_nd_update(
-          dense, tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], 1),
-          tf.ones([batch], tf.int32))
       grouped = tf.reshape(dense, tf.stack([batch, num_words, 32]))
       shifted = tf.bitwise.left_shift(grouped, tf.range(32, dtype=tf.int32))
-      return tf.reduce_sum(shifted, axis=-1)  # disjoint bits: the sum is the OR
+      # Disjoint bits: the sum is the OR.
+      return set_live(tf.reduce_sum(shifted, axis=-1))

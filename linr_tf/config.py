@@ -8,7 +8,9 @@ A config is a JSON file (see `configs/demo.json`):
 
 import dataclasses
 import json
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
 
 FEATURE_TYPES = ("id", "categorical", "numeric")
 
@@ -49,6 +51,30 @@ class FeatureSpec:
     if self.multivalued and self.type != "categorical":
       raise ValueError(f"feature '{self.name}': only categorical features "
                        "can be multivalued")
+
+  @property
+  def is_numeric(self) -> bool:
+    return self.type == "numeric"
+
+  @property
+  def numpy_dtype(self):
+    """What a column of this feature holds: float32 numbers or strings (object)."""
+    return np.float32 if self.is_numeric else object
+
+  @property
+  def dtype(self):
+    """The TensorFlow dtype of this feature's input: tf.float32 or tf.string."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top (config stays TF-free)
+    return tf.float32 if self.is_numeric else tf.string
+
+  def tensor_spec(self):
+    """`tf.TensorSpec([None], dtype, name)`: one value per example."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.TensorSpec([None], self.dtype, name=self.name)
+
+  def column(self, values) -> np.ndarray:
+    """`values` as a 1-D numpy column of this feature's dtype."""
+    return np.asarray(values).reshape(-1).astype(self.numpy_dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +154,17 @@ class Config:
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2)
+
+  def feature(self, name: str) -> Optional[FeatureSpec]:
+    """The item feature, else the query feature, called `name` (None if neither)."""
+    return next((f for f in [*self.item_features, *self.query_features]
+                 if f.name == name), None)
+
+  @property
+  def numeric_attributes(self) -> Dict[str, FeatureSpec]:
+    """Filter attributes that are numeric item features (filtered by range)."""
+    specs = {s.name: s for s in self.item_features if s.is_numeric}
+    return {a: specs[a] for a in self.filter_attributes if a in specs}
 
 
 def from_dict(d: dict) -> Config:

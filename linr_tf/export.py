@@ -40,11 +40,11 @@ import re
 import tensorflow as tf
 
 from linr_tf.attributes import AttributeEncoder
-from linr_tf.index.item_index import ItemIndex
 from linr_tf.model import RetrievalModel
+from linr_tf.ops.topk_ops import STRATEGIES
+from linr_tf.search import unsupported_strategy_message
 
 MAX_K = 4096
-STRATEGIES = ("auto", "mask", "prefilter")
 UPDATE_INPUTS = ("item_id", "version", "embedding")
 
 
@@ -53,32 +53,28 @@ class RetrievalModule(tf.Module):
 
   def __init__(self, model: RetrievalModel, index=None, max_k: int = MAX_K,
                name: str = "linr_retrieval"):
-    """`index`: the searcher to serve (default `model.index`, custom ops)."""
+    """`index`: what to serve (default `model.index`): anything with an
+    `ItemIndex`'s search interface — `__call__(queries, filters, k, strategy)`,
+    `dim`, `searcher` (its `strategies`) and `supports_updates` (then also the
+    update methods and `search_codes`)."""
     super().__init__(name=name)
     self.query_tower = model.query_tower
     self.index = model.index if index is None else index
     self.max_k = max_k
-    self.query_specs = {
-        s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
-                              else tf.string, name=s.name)
-        for s in model.cfg.query_features}
+    self.query_specs = {s.name: s.tensor_spec() for s in model.cfg.query_features}
     # Config, vocabularies and bit layout (JSON), for clients such as LiveIndex.
     self.metadata = tf.Variable(model.metadata(), trainable=False, name="metadata")
-    self.live = isinstance(self.index, ItemIndex)
+    self.live = bool(self.index.supports_updates)
     if self.live:
       cfg = model.cfg
       self.item_tower = model.item_tower
       self.item_id_feature = cfg.item_id_feature
       self.attribute_encoder = AttributeEncoder(model.schema.keys, cfg.separator)
-      types = {s.name: s.type for s in cfg.item_features}
-      self.item_specs = {
-          s.name: tf.TensorSpec([None], tf.float32 if s.type == "numeric"
-                                else tf.string, name=s.name)
-          for s in cfg.item_features}
+      self.item_specs = {s.name: s.tensor_spec() for s in cfg.item_features}
       # Numeric attributes in float64: bucketed exactly as AttributeSchema.encode.
+      numeric = cfg.numeric_attributes
       self.attribute_specs = {
-          a: tf.TensorSpec([None], tf.float64 if types.get(a) == "numeric"
-                           else tf.string, name=a)
+          a: tf.TensorSpec([None], tf.float64 if a in numeric else tf.string, name=a)
           for a in self.attribute_encoder.attributes}
       clash = sorted((set(self.item_specs) | set(self.attribute_specs))
                      & {"version", "embedding"}
@@ -116,23 +112,29 @@ class RetrievalModule(tf.Module):
     ]
 
   def _search(self, queries, filters, k, strategy=None, checks=()):
-    """Index search after `checks` (and a check of `strategy`, when given)."""
+    """Index search after `checks` (and a check of `strategy`, when given:
+    one of STRATEGIES that the index's searcher supports)."""
     checks = list(checks)
+    supported = self.index.searcher.strategies
     if strategy is not None:
       strategy = tf.ensure_shape(strategy, [], name="check_strategy")
-      is_known = tf.equal(tf.constant(STRATEGIES), strategy)
       checks.append(tf.debugging.assert_equal(
-          tf.reduce_any(is_known), True,
+          tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)), True,
           message=f"strategy must be one of {', '.join(STRATEGIES)}"))
+      is_supported = tf.equal(tf.constant(supported), strategy)
+      with tf.control_dependencies(checks[-1:]):
+        checks.append(tf.debugging.assert_equal(
+            tf.reduce_any(is_supported), True,
+            message=unsupported_strategy_message(self.index.searcher)))
     with tf.control_dependencies(checks):
       queries = tf.identity(queries)
     if strategy is None:
       scores, ids, count = self.index(queries, filters, k)
     else:
-      branch = tf.argmax(tf.cast(is_known, tf.int32), output_type=tf.int32)
+      branch = tf.argmax(tf.cast(is_supported, tf.int32), output_type=tf.int32)
       scores, ids, count = tf.switch_case(branch, [
           (lambda s=s: self.index(queries, filters, k, strategy=s))
-          for s in STRATEGIES])
+          for s in supported])
     return {"item_ids": ids, "scores": scores, "count": count}
 
   def retrieve_embeddings(self, inputs):
@@ -183,7 +185,8 @@ class RetrievalModule(tf.Module):
 
   def signatures(self):
     """`serving_default` (automatic strategy), `retrieve_with_options` and,
-    for an `ItemIndex`, the live-update signatures."""
+    for an index that supports updates, `retrieve_embeddings`, `retrieve_codes`
+    (with codes) and the live-update signatures."""
     spec = dict(self.query_specs)
     spec["filter"] = tf.TensorSpec([None], tf.string, name="filter")
     spec["k"] = tf.TensorSpec([], tf.int32, name="k")
@@ -212,7 +215,7 @@ class RetrievalModule(tf.Module):
         "query_embedding": tf.TensorSpec([None, self.index.dim], tf.float32,
                                          name="query_embedding"),
         "filter": spec["filter"], "k": spec["k"]})
-    if self.index.codes is not None:
+    if getattr(self.index, "codes", None) is not None:
       updates["retrieve_codes"] = (self.retrieve_codes, {
           "query_codes": tf.TensorSpec([None, None], tf.int32, name="query_codes"),
           "code_fingerprint": tf.TensorSpec([], tf.int64, name="code_fingerprint"),

@@ -38,7 +38,7 @@ def build_vocabularies(cfg: config_lib.Config, catalog: Catalog,
   for specs, columns in ((cfg.query_features, interactions.columns),
                          (cfg.item_features, catalog.columns)):
     for spec in specs:
-      if spec.type == "numeric":
+      if spec.is_numeric:
         continue
       values = columns[spec.name]
       if spec.multivalued:
@@ -50,14 +50,12 @@ def build_vocabularies(cfg: config_lib.Config, catalog: Catalog,
 def item_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
                   ) -> Dict[str, np.ndarray]:
   """The item tower's inputs, cast to the dtypes the tower expects."""
-  return {s.name: (columns[s.name].astype(np.float32) if s.type == "numeric"
-                   else columns[s.name]) for s in cfg.item_features}
+  return {s.name: s.column(columns[s.name]) for s in cfg.item_features}
 
 
 def query_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
                    ) -> Dict[str, np.ndarray]:
-  return {s.name: (columns[s.name].astype(np.float32) if s.type == "numeric"
-                   else columns[s.name]) for s in cfg.query_features}
+  return {s.name: s.column(columns[s.name]) for s in cfg.query_features}
 
 
 def filter_columns(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]):
@@ -66,7 +64,7 @@ def filter_columns(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]):
   A filter attribute that is a numeric item feature is filtered by range on
   that feature's buckets (`age_hours < 24`); any other is categorical.
   """
-  numeric_specs = {s.name: s for s in cfg.item_features if s.type == "numeric"}
+  numeric_specs = cfg.numeric_attributes
   categorical = {a: columns[a] for a in cfg.filter_attributes
                  if a not in numeric_specs}
   numeric = {a: (columns[a], list(numeric_specs[a].boundaries))

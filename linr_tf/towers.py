@@ -25,7 +25,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     super().__init__(name=f"embed_{spec.name}", **kwargs)
     self.spec = spec
     self.separator = separator
-    if spec.type == "numeric":
+    if spec.is_numeric:
       self.to_index = tf.keras.layers.Discretization(
           bin_boundaries=list(spec.boundaries))
       size = len(spec.boundaries) + 1
@@ -40,7 +40,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     self.embedding = tf.keras.layers.Embedding(size, spec.embedding_dim)
 
   def call(self, x: tf.Tensor) -> tf.Tensor:
-    if self.spec.type == "numeric":
+    if self.spec.is_numeric:
       return self.embedding(self.to_index(tf.cast(x, tf.float32)))
     if not self.spec.multivalued:
       return self.embedding(self.to_index(x))

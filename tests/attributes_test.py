@@ -51,12 +51,28 @@ def test_from_columns_numeric_keys():
   assert AttributeSchema(schema.keys).numeric_attributes == schema.numeric_attributes
 
 
-def test_from_columns_backward_compatible_call():
+def test_from_columns_separator_by_keyword_only():
   cols = {"lang": np.array(["en", "fr"]), "topic": np.array(["ai;ml", "ml"])}
-  schema = AttributeSchema.from_columns(cols, ";")
+  schema = AttributeSchema.from_columns(cols, separator=";")
   assert schema.keys == ["__live__", "lang=en", "lang=fr", "topic=ai", "topic=ml"]
-  assert AttributeSchema.from_columns(cols, separator=";").keys == schema.keys
   assert AttributeSchema.from_columns({"lang": ["en"]}).keys == ["__live__", "lang=en"]
+  # The old positional form (columns, separator) was a shim: now a clear error.
+  with pytest.raises(TypeError, match="separator by keyword"):
+    AttributeSchema.from_columns(cols, ";")
+
+
+def test_public_values_and_buckets():
+  schema = AttributeSchema.from_columns(
+      {"lang": np.array(["fr", "en"])}, {"age": (np.array([3.0]), [1, 10])})
+  assert schema.values("lang") == ["en", "fr"]
+  bounds, bits = schema.buckets("age")
+  np.testing.assert_array_equal(bounds, [1.0, 10.0])
+  assert [schema.keys[b] for b in bits] == ["age@[,1)", "age@[1,10)", "age@[10,)"]
+  assert schema.value_bits() == {("lang", "en"): 4, ("lang", "fr"): 5}
+  with pytest.raises(ValueError, match="not a categorical attribute"):
+    schema.values("age")
+  with pytest.raises(ValueError, match="not a numeric attribute"):
+    schema.buckets("lang")
 
 
 def test_encode_categorical_and_numeric():

@@ -86,11 +86,14 @@ def demo_schema():
 
 
 def demo_spec(dim: int = 4):
+  from linr_tf.config import FeatureSpec  # pylint: disable=g-import-not-at-top
   from linr_tf.ingest import events as ev  # pylint: disable=g-import-not-at-top
   return ev.Spec(dim=dim, schema=demo_schema(),
-                 item_features=[("item_id", "id"), ("topic", "categorical"),
-                                ("lang", "categorical"),
-                                ("type", "categorical"),
-                                ("age_hours", "numeric")],
+                 item_features=[FeatureSpec("item_id", "id"),
+                                FeatureSpec("topic", "categorical", multivalued=True),
+                                FeatureSpec("lang", "categorical"),
+                                FeatureSpec("type", "categorical"),
+                                FeatureSpec("age_hours", "numeric",
+                                            boundaries=[1, 6, 24, 72])],
                  attributes=["age_hours", "lang", "topic", "type"],
                  item_id_feature="item_id")

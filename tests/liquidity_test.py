@@ -32,7 +32,7 @@ def test_prefilter_returns_min_k_eligible_postfilter_starves(trained):
   eligible = int(mask.sum())
   users = [f"u{i}" for i in range(20)]
   q = model.query_tower({"user_id": tf.constant(users)}).numpy()
-  items = model.index.embeddings.numpy()
+  items = model.index.vectors.numpy()
   row = {i: n for n, i in enumerate(catalog.ids)}
 
   _, pre_ids, pre_count = model.index(q, tf.constant(

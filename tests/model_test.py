@@ -21,7 +21,7 @@ def test_fit_loss_falls_and_recall_beats_chance(feed):
   # 100 of 800 items at random is 0.125; planted structure should beat that.
   assert recall[-1] > 0.2, recall
   # The callback rebuilt the index from the final towers before evaluation.
-  np.testing.assert_allclose(model.index.embeddings.numpy(),
+  np.testing.assert_allclose(model.index.vectors.numpy(),
                              model.embed_items(catalog), atol=1e-6)
 
 

@@ -89,7 +89,7 @@ def _column(path: str, header, rows, spec_name: str, numeric: bool):
 
 
 def _is_numeric(specs: List[FeatureSpec], name: str) -> bool:
-  return any(s.name == name and s.type == "numeric" for s in specs)
+  return any(s.name == name and s.is_numeric for s in specs)
 
 
 def read_items(path: str, cfg: Config) -> Catalog:

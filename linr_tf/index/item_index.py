@@ -20,11 +20,14 @@ State (saved with the model; one row per slot, leading dimension = capacity):
     tables, `free_slots` and `num_slots` (slots ever used): the write side;
   * `bit_keys` [num_bits] string — what each attribute bit means.
 
-Search path: filter strings -> `compile_filters` (a postfix program per query,
-with "AND __live__" appended) -> one consistent snapshot of the row variables
-(`ops.read_rows`) -> `ops.filtered_top_k` over the vectors (similarity masking
-or explicit pre-filtering, chosen from the measured pass rate), or
-`hamming_top_k` over the codes + exact rerank -> slots -> external ids.
+The stores are described once by a `RowLayout` (`rows.py`); `index.rows` is
+the `Rows` of variables and `index.read_rows()` one consistent snapshot.
+
+Search path: one consistent snapshot of the row stores (`LinrReadRows`) ->
+filter strings -> pass mask (`kernels.pass_mask`: `LinrCompileFilter` with
+"AND __live__" appended, then `LinrFilterMask`) -> the searcher chosen at
+construction (`linr_tf.search`: `ExactSearch`, `HammingSearch` or
+`RefineSearch`) -> top-k slots -> external ids.
 
 Write path (`upsert`, `delete`, `update_attributes`): under a writer mutex,
 version checks against `versions` / `deleted`, slot allocation (free slots
@@ -38,7 +41,6 @@ version > last; update_attributes applies iff the item exists and version >
 its version. Re-applying a change is therefore a no-op.
 """
 
-import math
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,10 +49,10 @@ from tensorflow.python.ops import gen_resource_variable_ops
 
 from linr_tf import attributes as attributes_lib
 from linr_tf import ops
+from linr_tf import search as search_lib
+from linr_tf.index import checks
+from linr_tf.index.rows import RowLayout, Rows
 from linr_tf.quantization.sign_oporp import SignOPORP
-from linr_tf.quantization.two_stage import rerank
-
-VECTOR_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
 
 class WriteResult(NamedTuple):
@@ -106,31 +108,19 @@ class ItemIndex(tf.keras.layers.Layer):
     schema = attributes_lib.AttributeSchema(bit_keys)
     self.dim = int(dim)
     self.num_words = schema.num_words
-    if vectors is None and quantizer is None:
-      raise ValueError("an ItemIndex needs vectors, codes (a quantizer) or both")
-    if vectors is not None and vectors not in VECTOR_DTYPES:
-      raise ValueError(f"vectors must be one of {sorted(VECTOR_DTYPES)} or None, "
-                       f"got {vectors!r}")
     if quantizer is not None and quantizer.dim != self.dim:
       raise ValueError(f"quantizer dim {quantizer.dim} != index dim {self.dim}")
-    if rerank_factor < 1:
-      raise ValueError(f"rerank_factor must be >= 1, got {rerank_factor}")
     self.vector_dtype = vectors
     self.quantizer = quantizer
     self.rerank_factor = int(rerank_factor)
-
-    def rows(name, dtype, row_shape, fill=0):
-      return tf.Variable(tf.fill([capacity] + row_shape, tf.constant(fill, dtype)),
-                         shape=tf.TensorShape([None] + row_shape), trainable=False,
-                         name=name)
-
-    self.ids = rows("ids", tf.string, [], "")
-    self.versions = rows("versions", tf.int64, [])
-    self.attributes = rows("attributes", tf.int32, [self.num_words])
-    self.vectors = (rows("vectors", VECTOR_DTYPES[vectors], [self.dim])
-                    if vectors is not None else None)
-    self.codes = (rows("codes", tf.int32, [quantizer.num_words])
-                  if quantizer is not None else None)
+    # Chosen once: ExactSearch, HammingSearch or RefineSearch (checks the args).
+    self.searcher = search_lib.make_searcher(vectors, quantizer, rerank_factor)
+    self.kernels = search_lib.CustomOpKernels()
+    self.layout = RowLayout.for_index(self.dim, self.num_words, vectors,
+                                      quantizer.num_words if quantizer else 0)
+    # One attribute per store (checkpoint names "ids", "vectors", ...).
+    for name, var in zip(Rows._fields, self.layout.make_variables(capacity)):
+      setattr(self, name, var)
     self.bit_keys = tf.Variable(schema.keys, shape=tf.TensorShape([None]),
                                 trainable=False, name="bit_keys")
     self.slot_of = tf.lookup.experimental.MutableHashTable(
@@ -149,38 +139,41 @@ class ItemIndex(tf.keras.layers.Layer):
   # --- state -----------------------------------------------------------------
 
   @property
+  def rows(self) -> Rows:
+    """The row variables (`Rows`; absent stores are None)."""
+    return Rows(*(getattr(self, name) for name in Rows._fields))
+
+  @property
   def row_variables(self):
-    """The per-slot variables, in the order searches and writes use them."""
-    out = [self.ids, self.versions, self.attributes]
-    if self.vectors is not None:
-      out.append(self.vectors)
-    if self.codes is not None:
-      out.append(self.codes)
-    return out
+    """The present row variables, in layout order (what `read_rows` takes)."""
+    return self.rows.present()
+
+  @property
+  def supports_updates(self) -> bool:
+    return self.kernels.supports_updates
+
+  @property
+  def strategies(self) -> Tuple[str, ...]:
+    """Filter strategies this index's searcher accepts."""
+    return self.searcher.strategies
+
+  def read_rows(self, only: Sequence[str] = ()) -> Rows:
+    """One consistent snapshot of the row stores (all, or those in `only`)."""
+    return self.kernels.read(self.layout, self.rows, only)
 
   @property
   def capacity(self) -> tf.Tensor:
-    return tf.shape(ops.read_rows([self.ids])[0])[0]
-
-  @property
-  def embeddings(self) -> tf.Variable:
-    """The stored vectors (older name)."""
-    return self.vectors
+    return tf.shape(self.read_rows(["ids"]).ids)[0]
 
   @property
   def valid(self) -> tf.Tensor:
     """[capacity] bool: slots holding a live item (bit 0 of the bitset)."""
-    attributes = ops.read_rows([self.attributes])[0]
-    return tf.not_equal(tf.bitwise.bitwise_and(attributes[:, 0], 1), 0)
+    return attributes_lib.is_live(self.read_rows(["attributes"]).attributes)
 
   def memory_per_item_bytes(self) -> dict:
     """Bytes per slot of each row store (what an item costs in memory)."""
-    out = {"attributes": 4 * self.num_words, "versions": 8}
-    if self.vectors is not None:
-      out["vectors"] = self.dim * self.vectors.dtype.size
-    if self.codes is not None:
-      out["codes"] = self.quantizer.memory_per_item_bytes()
-    return out
+    return {name: size for name, size in self.layout.bytes_per_item().items()
+            if name != "ids"}
 
   def _encode_rows(self, embeddings):
     """Row values of the vector stores for float32 [B, dim] embeddings."""
@@ -220,29 +213,23 @@ class ItemIndex(tf.keras.layers.Layer):
     Not atomic for concurrent searches: use `upsert` / `delete` on a served
     index.
     """
-    ids = tf.convert_to_tensor(ids, tf.string)
-    embeddings = tf.convert_to_tensor(embeddings, tf.float32)
-    attributes = tf.convert_to_tensor(attributes, tf.int32)
-    n = ids.shape[0]
-    if embeddings.shape.rank != 2 or embeddings.shape[1] != self.dim:
-      raise ValueError(f"embeddings must be [N, {self.dim}], got "
-                       f"{embeddings.shape}")
-    if embeddings.shape[0] != n or attributes.shape[0] != n:
+    ids, versions = checks.check_keys(
+        [i.decode() if isinstance(i, bytes) else i for i in np.asarray(ids).reshape(-1)],
+        versions)
+    n = ids.size
+    embeddings = checks.check_embeddings(embeddings, self.dim)
+    attributes = np.asarray(attributes, np.int32)
+    if attributes.ndim != 2 or attributes.shape[1] != self.num_words:
+      raise ValueError(f"attributes must be [N, {self.num_words}], got "
+                       f"{list(attributes.shape)}")
+    if not embeddings.shape[0] == attributes.shape[0] == n:
       raise ValueError(f"ids ({n}), embeddings ({embeddings.shape[0]}) and "
                        f"attributes ({attributes.shape[0]}) differ in length")
-    if attributes.shape.rank != 2 or attributes.shape[1] != self.num_words:
-      raise ValueError(f"attributes must be [N, {self.num_words}], got "
-                       f"{attributes.shape}")
-    if not np.all(np.isfinite(embeddings.numpy())):
-      raise ValueError("embeddings contain NaN or Inf")
-    if len(np.unique(ids.numpy())) != n:
-      raise ValueError("item ids must be unique")
-    if n and np.any(ids.numpy() == b""):
-      raise ValueError("item ids must be non-empty")
-    versions = (tf.zeros([n], tf.int64) if versions is None
-                else tf.convert_to_tensor(versions, tf.int64))
+    ids = tf.constant(ids.astype(str) if n else np.zeros([0], str), tf.string)
+    versions = tf.constant(versions, tf.int64)
     for var, value in zip(self.row_variables,
-                          [ids, versions, attributes] + self._encode_rows(embeddings)):
+                          [ids, versions, attributes]
+                          + self._encode_rows(tf.constant(embeddings))):
       var.assign(value)
     for table in (self.slot_of, self.deleted):
       keys, _ = table.export()
@@ -254,37 +241,17 @@ class ItemIndex(tf.keras.layers.Layer):
   # --- search ----------------------------------------------------------------
 
   def search(self, queries: tf.Tensor, filters: Optional[tf.Tensor], k,
-             strategy: str = "auto", snapshot=None
+             strategy: str = "auto", snapshot: Optional[Rows] = None
              ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top-k slots: (scores [B, k], slots [B, k] (-1 = padding), count [B]).
 
     `strategy`: "mask" (similarity masking), "prefilter" (explicit
     pre-filtering) or "auto" (chosen per request from the measured pass rate);
-    an index with codes always masks. `snapshot`: values of `row_variables`
-    from one `ops.read_rows` (read here when None).
+    one the searcher does not support (`strategies`) is a ValueError.
+    `snapshot`: a `read_rows()` (read here when None).
     """
-    queries = tf.convert_to_tensor(queries, tf.float32)
-    if filters is None:
-      filters = tf.fill(tf.shape(queries)[:1], "")
-    if snapshot is None:
-      snapshot = ops.read_rows(self.row_variables)
-    _, _, attributes = snapshot[:3]
-    vectors = snapshot[3] if self.vectors is not None else None
-    program = attributes_lib.compile_filters(filters, self.bit_keys)
-    if self.codes is None:
-      return ops.filtered_top_k(queries, vectors, attributes, program, k,
-                                strategy=strategy)
-    codes = snapshot[-1]
-    mask, _ = ops.filter_mask(attributes, program)
-    query_codes = self.quantizer.encode(queries)
-    if vectors is None:
-      found = ops.hamming_top_k(query_codes, codes, mask, k)
-      scores = tf.where(found.indices >= 0,
-                        self.quantizer.estimate_cosine(found.scores), found.scores)
-      return scores, found.indices, found.count
-    candidates = ops.hamming_top_k(query_codes, codes, mask, self.rerank_factor * k)
-    found = rerank(queries, vectors, candidates, k)
-    return found.scores, found.indices, found.count
+    return search_slots(self.searcher, snapshot or self.read_rows(), self.bit_keys,
+                        queries, filters, k, strategy)
 
   def search_codes(self, query_codes, fingerprint, filters: Optional[tf.Tensor], k
                    ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -313,29 +280,26 @@ class ItemIndex(tf.keras.layers.Layer):
       query_codes = tf.identity(query_codes)
     if filters is None:
       filters = tf.fill(tf.shape(query_codes)[:1], "")
-    snapshot = ops.read_rows(self.row_variables)
-    program = attributes_lib.compile_filters(filters, self.bit_keys)
-    mask, _ = ops.filter_mask(snapshot[2], program)
-    found = ops.hamming_top_k(query_codes, snapshot[-1], mask, k)
-    ids = tf.where(found.indices >= 0,
-                   tf.gather(snapshot[0], tf.maximum(found.indices, 0)), "")
-    return found.scores, ids, found.count
+    rows = self.read_rows()
+    passing = self.kernels.pass_mask(filters, self.bit_keys, rows.attributes)
+    found = search_lib.HammingSearch(self.quantizer, self.kernels).match(
+        query_codes, rows, passing, k)
+    return found.scores, slots_to_ids(rows.ids, found.indices), found.count
 
   def call(self, queries: tf.Tensor, filters: Optional[tf.Tensor] = None,
            k=10, strategy: str = "auto"
            ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top-k items: (scores [B, k], ids [B, k] ("" = padding), count [B])."""
-    snapshot = ops.read_rows(self.row_variables)
-    scores, slots, count = self.search(queries, filters, k, strategy, snapshot)
-    ids = tf.where(slots >= 0, tf.gather(snapshot[0], tf.maximum(slots, 0)), "")
-    return scores, ids, count
+    rows = self.read_rows()
+    scores, slots, count = self.search(queries, filters, k, strategy, rows)
+    return scores, slots_to_ids(rows.ids, slots), count
 
   # --- live updates ------------------------------------------------------------
 
   def _last_versions(self, ids):
     """(slot [B] (-1 = absent), last version [B] (-1 = never seen))."""
     slot = tf.reshape(self.slot_of.lookup(ids), [-1])
-    versions = ops.read_rows([self.versions])[0]
+    versions = self.read_rows(["versions"]).versions
     current = tf.gather(versions, tf.maximum(slot, 0))
     last = tf.where(slot >= 0, current, tf.reshape(self.deleted.lookup(ids), [-1]))
     return slot, last
@@ -360,8 +324,7 @@ class ItemIndex(tf.keras.layers.Layer):
     checks.append(tf.debugging.assert_equal(
         tf.shape(attributes)[0], tf.size(ids),
         message="item ids and attributes differ in length"))
-    live_bit = tf.one_hot(0, self.num_words, on_value=1, off_value=0, dtype=tf.int32)
-    attributes = tf.bitwise.bitwise_or(attributes, live_bit[None, :])
+    attributes = attributes_lib.set_live(attributes)
     stores = self._encode_rows(embeddings)
 
     def body():
@@ -439,8 +402,7 @@ class ItemIndex(tf.keras.layers.Layer):
     checks.append(tf.debugging.assert_equal(
         tf.shape(attributes)[0], tf.size(ids),
         message="item ids and attributes differ in length"))
-    live_bit = tf.one_hot(0, self.num_words, on_value=1, off_value=0, dtype=tf.int32)
-    attributes = tf.bitwise.bitwise_or(attributes, live_bit[None, :])
+    attributes = attributes_lib.set_live(attributes)
 
     def body():
       slot, last = self._last_versions(ids)
@@ -457,8 +419,23 @@ class ItemIndex(tf.keras.layers.Layer):
       return self.writer_lock.run(body)
 
   def items(self):
-    """numpy view of the live items: (ids, versions, attributes, vectors or None)."""
-    snapshot = [t.numpy() for t in ops.read_rows(self.row_variables)]
-    live = (snapshot[2][:, 0] & 1) != 0
-    vectors = snapshot[3][live] if self.vectors is not None else None
-    return snapshot[0][live], snapshot[1][live], snapshot[2][live], vectors
+    """numpy view of the live items: `Rows` of arrays (absent stores None)."""
+    rows = Rows(*(None if t is None else t.numpy() for t in self.read_rows()))
+    live = attributes_lib.is_live(rows.attributes)
+    return Rows(*(None if a is None else a[live] for a in rows))
+
+
+def slots_to_ids(ids: tf.Tensor, slots: tf.Tensor) -> tf.Tensor:
+  """External ids of top-k slots ("" for padding, slot -1)."""
+  return tf.where(slots >= 0, tf.gather(ids, tf.maximum(slots, 0)), "")
+
+
+def search_slots(searcher, rows: Rows, bit_keys, queries, filters, k,
+                 strategy: str = "auto") -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """query -> filter -> score -> top-k over a snapshot: (scores, slots, count)."""
+  queries = tf.convert_to_tensor(queries, tf.float32)
+  if filters is None:
+    filters = tf.fill(tf.shape(queries)[:1], "")
+  passing = searcher.kernels.pass_mask(filters, bit_keys, rows.attributes)
+  found = searcher.search(queries, rows, passing, k, strategy)
+  return found.scores, found.indices, found.count

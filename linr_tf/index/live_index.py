@@ -10,8 +10,8 @@ A thin numpy front end over the model's update signatures (`upsert_items`,
 `upsert_embeddings`, `delete_items`, `update_attributes`; see `linr_tf.export`)
 and its index state. Writes are checked here first (lengths, unique ids, NaN,
 embedding width, unknown attribute values) so that a bad batch is rejected
-with a ValueError naming the problem before anything is applied; the model
-checks again in-graph. Writes and snapshots are serialized by a lock, so a
+with a ValueError naming the problem before anything is applied
+(`linr_tf/index/checks.py`); the model checks again in-graph. Writes and snapshots are serialized by a lock, so a
 snapshot always covers whole batches.
 """
 
@@ -26,10 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from linr_tf import attributes as attributes_lib
+from linr_tf import config as config_lib
 from linr_tf.fsutil import fsync_dir, fsync_tree
-from linr_tf import ops
+from linr_tf.index import checks
+from linr_tf.index.rows import RowLayout, Rows
 
-READY = True
 SNAPSHOT_PREFIX = "index"
 
 
@@ -43,22 +44,21 @@ class LiveIndex:
     # A loaded SavedModel has a dict; an in-process RetrievalModule a method.
     self._signatures = signatures() if callable(signatures) else signatures
     meta = json.loads(module.metadata.numpy().decode())
-    cfg = meta["config"]
+    # The model's own Config and schema, rebuilt (not re-parsed by hand).
+    self.cfg = config_lib.from_dict(meta["config"])
     self.schema = attributes_lib.AttributeSchema(meta["bit_keys"])
-    self.separator = cfg.get("separator", "|")
-    self.item_features: List[Tuple[str, str]] = [
-        (f["name"], f["type"]) for f in cfg["item_features"]]
-    self.query_features: List[Tuple[str, str]] = [
-        (f["name"], f["type"]) for f in cfg["query_features"]]
-    self.item_id_feature = cfg["item_id_feature"]
+    self.separator = self.cfg.separator
+    self.item_features: List[config_lib.FeatureSpec] = list(self.cfg.item_features)
+    self.query_features: List[config_lib.FeatureSpec] = list(self.cfg.query_features)
+    self.item_id_feature = self.cfg.item_id_feature
     self.attributes: List[str] = self.schema.attributes
-    self.dim = int(cfg["embedding_dim"])
+    self.dim = int(self.cfg.embedding_dim)
     self._lock = threading.Lock()
+    # The index's row layout, as `ItemIndex` builds it from the same config.
+    self.layout = RowLayout.for_index(self.dim, self.schema.num_words,
+                                      self.cfg.index.vectors, self.cfg.index.code_bits // 32)
     index = module.index
-    self._row_variables = [index.ids, index.versions, index.attributes]
-    self._vectors = getattr(index, "vectors", None)
-    if self._vectors is not None:
-      self._row_variables.append(self._vectors)
+    self.rows = Rows(**{n: getattr(index, n) for n in self.layout.names})
 
   @classmethod
   def load(cls, export_dir: str) -> "LiveIndex":
@@ -67,45 +67,8 @@ class LiveIndex:
 
   # --- checks ----------------------------------------------------------------
 
-  def _keys(self, item_ids, versions):
-    ids = np.asarray(item_ids, dtype=object).reshape(-1)
-    try:
-      vers = np.asarray(versions, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError, OverflowError) as e:
-      raise ValueError(f"versions must be integers ({e})") from None
-    if ids.size != vers.size:
-      raise ValueError(f"{ids.size} item ids but {vers.size} versions")
-    if any(not isinstance(i, (str, bytes)) or not i for i in ids):
-      raise ValueError("item ids must be non-empty strings")
-    if len(set(ids.tolist())) != ids.size:
-      raise ValueError("item ids must be unique within one update")
-    if (vers < 0).any():
-      raise ValueError("versions must be >= 0")
-    return ids, vers
-
   def _attribute_columns(self, columns: Mapping[str, Sequence], n: int) -> Dict:
-    missing = [a for a in self.attributes if a not in columns]
-    if missing:
-      raise ValueError(f"missing attribute column(s) {missing}")
-    out = {}
-    numeric = self.schema.numeric_attributes
-    for a in self.attributes:
-      values = np.asarray(columns[a]).reshape(-1)
-      if values.size != n:
-        raise ValueError(f"attribute column '{a}' has {values.size} values, expected {n}")
-      if a in numeric:
-        try:
-          values = values.astype(np.float64)
-        except (TypeError, ValueError):
-          raise ValueError(f"attribute '{a}': numeric values expected") from None
-        if not np.isfinite(values).all():
-          raise ValueError(f"attribute '{a}': NaN or Inf value")
-      else:
-        values = values.astype(object)
-      out[a] = values
-    # Unknown categorical values: the numpy encoder names attribute and value.
-    self.schema.encode(out, self.separator)
-    return out
+    return checks.check_attribute_columns(self.schema, columns, n, self.separator)
 
   def _signature(self, name):
     if self._signatures is not None and name in self._signatures:
@@ -128,45 +91,39 @@ class LiveIndex:
   def upsert_items(self, item_ids, versions, features: Mapping[str, Sequence],
                    return_previous: bool = False):
     """Upserts items embedded by the item tower from their features."""
-    ids, vers = self._keys(item_ids, versions)
+    ids, vers = checks.check_keys(item_ids, versions)
     inputs = {"version": vers}
-    for name, kind in self.item_features:
-      if name not in features:
-        raise ValueError(f"missing item feature '{name}'")
-      values = np.asarray(features[name]).reshape(-1)
+    for spec in self.item_features:
+      if spec.name not in features:
+        raise ValueError(f"missing item feature '{spec.name}'")
+      values = spec.column(features[spec.name])
       if values.size != ids.size:
-        raise ValueError(f"item feature '{name}' has {values.size} values, "
+        raise ValueError(f"item feature '{spec.name}' has {values.size} values, "
                          f"expected {ids.size}")
-      inputs[name] = values.astype(np.float32 if kind == "numeric" else object)
+      if spec.is_numeric and not np.isfinite(values).all():
+        raise ValueError(f"item feature '{spec.name}': NaN or Inf value")
+      inputs[spec.name] = values
     if list(inputs[self.item_id_feature]) != list(ids):
       raise ValueError(f"item feature '{self.item_id_feature}' must equal item_ids")
     self._attribute_columns({a: inputs[a] for a in self.attributes}, ids.size)
-    for name, kind in self.item_features:
-      if kind == "numeric" and not np.isfinite(inputs[name]).all():
-        raise ValueError(f"item feature '{name}': NaN or Inf value")
     return self._apply("upsert_items", inputs, return_previous)
 
   def upsert_embeddings(self, item_ids, versions, embeddings,
                         attributes: Mapping[str, Sequence], return_previous: bool = False):
     """Upserts items with precomputed float32 [n, dim] embeddings."""
-    ids, vers = self._keys(item_ids, versions)
-    emb = np.asarray(embeddings, dtype=np.float32)
-    if emb.ndim != 2 or emb.shape != (ids.size, self.dim):
-      raise ValueError(f"embeddings must be [{ids.size}, {self.dim}], got "
-                       f"{list(emb.shape)}")
-    if not np.isfinite(emb).all():
-      raise ValueError("embeddings contain NaN or Inf")
+    ids, vers = checks.check_keys(item_ids, versions)
+    emb = checks.check_embeddings(embeddings, self.dim, ids.size)
     inputs = {"item_id": ids, "version": vers, "embedding": emb,
               **self._attribute_columns(attributes, ids.size)}
     return self._apply("upsert_embeddings", inputs, return_previous)
 
   def delete_items(self, item_ids, versions, return_previous: bool = False):
-    ids, vers = self._keys(item_ids, versions)
+    ids, vers = checks.check_keys(item_ids, versions)
     return self._apply("delete_items", {"item_id": ids, "version": vers}, return_previous)
 
   def update_attributes(self, item_ids, versions, attributes: Mapping[str, Sequence],
                         return_previous: bool = False):
-    ids, vers = self._keys(item_ids, versions)
+    ids, vers = checks.check_keys(item_ids, versions)
     inputs = {"item_id": ids, "version": vers,
               **self._attribute_columns(attributes, ids.size)}
     return self._apply("update_attributes", inputs, return_previous)
@@ -206,11 +163,11 @@ class LiveIndex:
 
   def items(self) -> Dict[str, Tuple[int, np.ndarray, np.ndarray]]:
     """Live items: id -> (version, embedding float32 [dim], attributes int32 [W])."""
-    snap = [t.numpy() for t in ops.read_rows(self._row_variables)]
-    ids, versions, attrs = snap[:3]
-    vectors = snap[3] if len(snap) > 3 else None
+    snap = self.layout.read(self.rows)
+    ids, versions, attrs = (t.numpy() for t in snap[:3])
+    vectors = snap.vectors.numpy() if snap.vectors is not None else None
     out = {}
-    for slot in np.flatnonzero((attrs[:, 0] & 1) != 0):
+    for slot in np.flatnonzero(attributes_lib.is_live(attrs)):
       emb = (vectors[slot].astype(np.float32) if vectors is not None
              else np.zeros([0], np.float32))
       out[ids[slot].decode()] = (int(versions[slot]), emb, attrs[slot].copy())
@@ -226,10 +183,8 @@ class LiveIndex:
   def search(self, query_features: Mapping[str, Sequence], filters, k: int):
     """(scores, item_ids, count) numpy, through `serving_default`."""
     fn = self._signature("serving_default")
-    inputs = {}
-    for name, kind in self.query_features:
-      values = np.asarray(query_features[name]).reshape(-1)
-      inputs[name] = tf.constant(values.astype(np.float32 if kind == "numeric" else object))
+    inputs = {s.name: tf.constant(s.column(query_features[s.name]))
+              for s in self.query_features}
     batch = len(next(iter(inputs.values())))
     filters = [""] * batch if filters is None else list(filters)
     out = fn(filter=tf.constant(filters, tf.string), k=tf.constant(k, tf.int32), **inputs)

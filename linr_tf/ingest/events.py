@@ -181,18 +181,15 @@ class Spec:
   """What the index accepts: from a LiveIndex (`Spec.from_live`) or by hand."""
   dim: int
   schema: Any                       # linr_tf.attributes.AttributeSchema
-  item_features: List[Tuple[str, str]]
+  item_features: List[Any]          # linr_tf.config.FeatureSpec
   attributes: List[str]
   separator: str = "|"
   item_id_feature: Optional[str] = None   # must equal item_id (filled if absent)
 
   @classmethod
   def from_live(cls, live) -> "Spec":
-    return cls(int(live.dim), live.schema,
-               [(str(n), str(t)) for n, t in live.item_features],
-               [str(a) for a in live.attributes],
-               getattr(live, "separator", "|"),
-               getattr(live, "item_id_feature", None))
+    return cls(int(live.dim), live.schema, list(live.item_features),
+               list(live.attributes), live.separator, live.item_id_feature)
 
 
 class Validator:
@@ -204,22 +201,17 @@ class Validator:
   """
 
   def __init__(self, spec: Spec):
-    from linr_tf import attributes as attributes_lib  # pylint: disable=g-import-not-at-top
     self.spec = spec
     self.sep = spec.separator
     numeric = spec.schema.numeric_attributes
     self._numeric_attrs = set(numeric)
-    self._known: Dict[str, set] = {a: set() for a in
-                                   spec.schema.categorical_attributes}
-    for key in spec.schema.keys[1:]:
-      kind, attr, value = attributes_lib._parse_key(key)  # pylint: disable=protected-access
-      if kind == "categorical":
-        self._known[attr].add(value)
+    self._known: Dict[str, set] = {a: set(spec.schema.values(a))
+                                   for a in spec.schema.categorical_attributes}
     self._attrs = list(spec.attributes)
     for a in self._attrs:
       if a not in self._known and a not in self._numeric_attrs:
         raise ValueError(f"attribute '{a}' is not in the schema")
-    self._features = dict(spec.item_features)
+    self._features = {f.name: f for f in spec.item_features}
 
   def check(self, event: Event) -> Event:
     p = event.payload
@@ -312,16 +304,16 @@ class Validator:
     if id_feature in feats and feats[id_feature] != item_id:
       raise BadEvent(f"feature '{id_feature}' = {feats[id_feature]!r} differs "
                      f"from item_id {item_id!r}")
-    for name, kind in self._features.items():
+    for name, feature in self._features.items():
       what = f"feature '{name}'"
       if name not in feats:
-        if name == id_feature or (id_feature is None and kind == "id"):
+        if name == id_feature or (id_feature is None and feature.type == "id"):
           out[name] = item_id
           continue
         missing.append(name)
         continue
       value = feats[name]
-      if kind == "numeric":
+      if feature.is_numeric:
         out[name] = self._numeric(what, value)
       else:
         known = self._known.get(name) if name in self._attrs else None

@@ -161,8 +161,7 @@ class Ingestor:
     none = np.zeros([0], np.int64)
     attrs = {a: (np.zeros([0], np.float32) if a in self._numeric else empty)
              for a in self._attributes}
-    feats = {n: (np.zeros([0], np.float32) if k == "numeric" else empty)
-             for n, k in self._features}
+    feats = {f.name: np.zeros([0], f.numpy_dtype) for f in self._features}
     calls = [
         lambda: self.live.upsert_embeddings(
             empty, none, np.zeros([0, self.validator.spec.dim], np.float32),
@@ -238,10 +237,8 @@ class Ingestor:
       return live.upsert_embeddings(ids, versions, emb, ev.attribute_columns(
           evs, self._attributes, self._numeric), return_previous=True)
     feats = {}
-    for name, kind in self._features:
-      vals = [e.payload["features"][name] for e in evs]
-      feats[name] = (np.array(vals, np.float32) if kind == "numeric"
-                     else np.array(vals, dtype=object))
+    for f in self._features:
+      feats[f.name] = np.array([e.payload["features"][f.name] for e in evs], f.numpy_dtype)
     return live.upsert_items(ids, versions, feats, return_previous=True)
 
   def _apply(self, op: str, batch: Sequence[Tuple[Any, ev.Event, Record]]):

@@ -11,7 +11,7 @@ from linr_tf.ops.hamming_ops import hamming_top_k
 from linr_tf.ops.mask_ops import FilterMask, filter_mask
 from linr_tf.ops.rows_ops import read_rows, write_rows
 from linr_tf.ops.topk_ops import (MaskedTopK, PREFILTER_MAX_PASS_RATE, filtered_top_k,
-                                  masked_top_k, prefilter_top_k)
+                                  masked_top_k, prefilter_top_k, top_k_over_mask)
 
 __all__ = [
     "FilterMask",
@@ -25,5 +25,6 @@ __all__ = [
     "masked_top_k",
     "prefilter_top_k",
     "read_rows",
+    "top_k_over_mask",
     "write_rows",
 ]

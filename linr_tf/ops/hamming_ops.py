@@ -10,7 +10,7 @@ import tensorflow as tf
 from linr_tf.ops import _library
 from linr_tf.ops.topk_ops import MaskedTopK
 
-OP_NAME = "LinrHammingTopK"
+HAMMING_OP_NAME = "LinrHammingTopK"
 
 
 def all_pass_mask(batch_size, num_items):
@@ -52,4 +52,4 @@ def hamming_top_k(query_codes, item_codes, mask, k, name=None) -> MaskedTopK:
   return MaskedTopK(scores, indices, count)
 
 
-tf.no_gradient(OP_NAME)
+tf.no_gradient(HAMMING_OP_NAME)

@@ -17,9 +17,8 @@ MaskedTopK = collections.namedtuple("MaskedTopK", ["scores", "indices", "count"]
 
 MASKED_OP_NAME = "LinrMaskedTopK"
 PREFILTER_OP_NAME = "LinrPrefilterTopK"
-# Kept for callers of the previous module version.
-OP_NAME = MASKED_OP_NAME
 
+# Filter strategies of `filtered_top_k` / `top_k_over_mask`.
 STRATEGIES = ("auto", "mask", "prefilter")
 
 # Pass rate (max over the batch of passing / N) below which "auto" picks
@@ -79,43 +78,53 @@ def prefilter_top_k(queries, items, mask, k, name=None) -> MaskedTopK:
 def filtered_top_k(queries, items, item_bits, program, k, strategy: str = "auto",
                    prefilter_max_pass_rate: float = PREFILTER_MAX_PASS_RATE,
                    name=None) -> MaskedTopK:
-  """`filter_mask(item_bits, program)` then top-k over the passing items.
+  """`filter_mask(item_bits, program)` then `top_k_over_mask`.
 
   Args:
     queries, items, k: as in `masked_top_k`.
     item_bits: int32 [N, W] attribute bitsets.
     program: int32 [B, L, 2 + W] filter programs.
-    strategy: "mask" (masked_top_k), "prefilter" (prefilter_top_k) or "auto":
-      prefilter when max(count) / N < prefilter_max_pass_rate, else mask.
-    prefilter_max_pass_rate: threshold of "auto".
+    strategy, prefilter_max_pass_rate: as in `top_k_over_mask`.
     name: op name.
 
   Returns:
     MaskedTopK, identical for every strategy.
   """
+  with tf.name_scope(name or "filtered_top_k"):
+    return top_k_over_mask(queries, items, filter_mask(item_bits, program), k,
+                           strategy, prefilter_max_pass_rate)
+
+
+def top_k_over_mask(queries, items, passing, k, strategy: str = "auto",
+                    prefilter_max_pass_rate: float = PREFILTER_MAX_PASS_RATE
+                    ) -> MaskedTopK:
+  """Top-k over the items of a `FilterMask` (mask + counts), by one strategy.
+
+  strategy: "mask" (`masked_top_k`), "prefilter" (`prefilter_top_k`) or
+  "auto": prefilter when max(count) / N < prefilter_max_pass_rate, else mask.
+  """
   if strategy not in STRATEGIES:
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-  with tf.name_scope(name or "filtered_top_k"):
-    mask, count = filter_mask(item_bits, program)
-    if strategy == "mask":
-      return masked_top_k(queries, items, mask, k)
-    if strategy == "prefilter":
-      return prefilter_top_k(queries, items, mask, k)
-    if tf.executing_eagerly():  # decide on the host: no extra eager ops
-      counts = count.numpy()
-      max_count = int(counts.max()) if counts.size else 0
-      num_items = int(tf.shape(item_bits)[0])   # static shape may be unknown
-      use_prefilter = max_count < prefilter_max_pass_rate * num_items
-      chosen = prefilter_top_k if use_prefilter else masked_top_k
-      return chosen(queries, items, mask, k)
-    num_items = tf.shape(item_bits, out_type=tf.int32)[0]
-    max_count = tf.reduce_max(tf.concat([count, [0]], axis=0))
-    use_prefilter = (tf.cast(max_count, tf.float64) <
-                     prefilter_max_pass_rate * tf.cast(num_items, tf.float64))
-    result = tf.cond(use_prefilter,
-                     lambda: tuple(prefilter_top_k(queries, items, mask, k)),
-                     lambda: tuple(masked_top_k(queries, items, mask, k)))
-    return MaskedTopK(*result)
+  mask, count = passing
+  if strategy == "mask":
+    return masked_top_k(queries, items, mask, k)
+  if strategy == "prefilter":
+    return prefilter_top_k(queries, items, mask, k)
+  if tf.executing_eagerly():  # decide on the host: no extra eager ops
+    counts = count.numpy()
+    max_count = int(counts.max()) if counts.size else 0
+    num_items = int(tf.shape(items)[0])   # static shape may be unknown
+    use_prefilter = max_count < prefilter_max_pass_rate * num_items
+    chosen = prefilter_top_k if use_prefilter else masked_top_k
+    return chosen(queries, items, mask, k)
+  num_items = tf.shape(items, out_type=tf.int32)[0]
+  max_count = tf.reduce_max(tf.concat([count, [0]], axis=0))
+  use_prefilter = (tf.cast(max_count, tf.float64) <
+                   prefilter_max_pass_rate * tf.cast(num_items, tf.float64))
+  result = tf.cond(use_prefilter,
+                   lambda: tuple(prefilter_top_k(queries, items, mask, k)),
+                   lambda: tuple(masked_top_k(queries, items, mask, k)))
+  return MaskedTopK(*result)
 
 
 def _masked_top_k_grad(op, grad_scores, unused_grad_indices, unused_grad_count):

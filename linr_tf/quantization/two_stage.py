@@ -1,48 +1,19 @@
-"""Two-stage search: top-(r k) by 1-bit codes, then exact rerank.
+"""`two_stage_search`: the index's codes + exact rerank search over plain tensors.
 
-Stage 1 runs `hamming_top_k` over the packed codes (with the pass mask);
-stage 2 gathers the stored float vectors of the candidates, scores them by
-dot product in float32 and keeps the k best. Results follow the
-`masked_top_k` conventions: score descending, ties by smaller item index, NaN
-as -inf, padded slots -inf / -1, count = min(k, passing items).
+    found = two_stage_search(queries, encoder, encoder(items), items, k=10, rerank_factor=10)
+
+The same `RefineSearch(HammingSearch(encoder), rerank_factor)` an `ItemIndex`
+with codes and vectors runs (`linr_tf/search/refine.py`), for arrays that are
+not in an index (benchmarks, recall studies).
 """
 
 import tensorflow as tf
 
-from linr_tf.ops.hamming_ops import hamming_top_k
+from linr_tf.index.rows import Rows
+from linr_tf.ops.hamming_ops import all_pass_mask
+from linr_tf.ops.mask_ops import FilterMask
 from linr_tf.ops.topk_ops import MaskedTopK
-
-
-def rerank(queries, item_vectors, candidates: MaskedTopK, k) -> MaskedTopK:
-  """Exact top-k among `candidates` (a MaskedTopK of item indices).
-
-  Args:
-    queries: float32 [B, d].
-    item_vectors: [N, d] float32 / float16 / bfloat16 stored vectors.
-    candidates: candidate indices [B, K'] (-1 padded) and count [B].
-    k: python int, 0 < k <= K'.
-  """
-  queries = tf.convert_to_tensor(queries, tf.float32)
-  idx = candidates.indices
-  valid = idx >= 0
-  safe = tf.where(valid, idx, tf.zeros_like(idx))
-  vectors = tf.cast(tf.gather(item_vectors, safe), tf.float32)          # [B, K', d]
-  scores = tf.einsum("bd,bkd->bk", queries, vectors)
-  neg_inf = tf.fill(tf.shape(scores), float("-inf"))
-  scores = tf.where(tf.math.is_nan(scores) | ~valid, neg_inf, scores)
-  # Order candidates by item index (padding last) so that top_k's tie rule
-  # (lower position first) becomes "smaller item index first".
-  key = tf.where(valid, idx, tf.fill(tf.shape(idx), tf.int32.max))
-  order = tf.argsort(key, axis=1, stable=True)
-  scores = tf.gather(scores, order, batch_dims=1)
-  idx = tf.gather(idx, order, batch_dims=1)
-  top = tf.math.top_k(scores, k=k, sorted=True)
-  out_idx = tf.gather(idx, top.indices, batch_dims=1)
-  count = tf.minimum(candidates.count, k)
-  keep = tf.range(k)[None, :] < count[:, None]
-  out_idx = tf.where(keep, out_idx, -tf.ones_like(out_idx))
-  out_scores = tf.where(keep, top.values, tf.fill(tf.shape(top.values), float("-inf")))
-  return MaskedTopK(out_scores, out_idx, count)
+from linr_tf.search import HammingSearch, RefineSearch
 
 
 def two_stage_search(queries, encoder, item_codes, item_vectors, k: int,
@@ -65,10 +36,12 @@ def two_stage_search(queries, encoder, item_codes, item_vectors, k: int,
   """
   if k <= 0:
     raise ValueError(f"k must be positive, got {k}")
-  if rerank_factor < 1:
-    raise ValueError(f"rerank_factor must be >= 1, got {rerank_factor}")
+  searcher = RefineSearch(HammingSearch(encoder), rerank_factor)
   with tf.name_scope(name or "two_stage_search"):
     queries = tf.convert_to_tensor(queries, tf.float32)
-    query_codes = encoder(queries)
-    candidates = hamming_top_k(query_codes, item_codes, mask, int(rerank_factor) * int(k))
-    return rerank(queries, item_vectors, candidates, int(k))
+    item_codes = tf.convert_to_tensor(item_codes, tf.int32)
+    if mask is None:
+      mask = all_pass_mask(tf.shape(queries)[0], tf.shape(item_codes)[0])
+    rows = Rows(codes=item_codes, vectors=tf.convert_to_tensor(item_vectors))
+    # The pass counts are not read by the 1-bit searchers.
+    return searcher.search(queries, rows, FilterMask(mask, None), int(k))

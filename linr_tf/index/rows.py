@@ -1,0 +1,125 @@
+"""The index's per-slot stores: one named layout, read and written as a whole.
+
+    layout = RowLayout.for_index(dim=64, num_words=2, vectors="float16", code_words=4)
+    layout.names                       # ('ids', 'versions', 'attributes', 'vectors', 'codes')
+    variables = layout.make_variables(capacity=0)       # Rows of tf.Variable
+    snapshot = layout.read(variables)                   # Rows of tensors, one consistent read
+    snapshot.attributes, snapshot.vectors
+
+`Rows` has a fixed field for every store an index can hold; a store the
+layout does not hold is `None`. `RowLayout` says which are present, their
+dtypes and row shapes, and is the single description that `ItemIndex` (its
+variables and writes), `LiveIndex` (numpy views), the update signatures (row
+specs) and snapshots read. A new store (e.g. cluster ids, several vectors per
+item) is one new field here.
+"""
+
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from linr_tf import ops
+
+VECTOR_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+
+class Rows(NamedTuple):
+  """One value per store (tensor, variable, spec or numpy array); None = absent.
+
+  ids [N] string ("" = never used), versions [N] int64, attributes [N, W]
+  int32 bitsets (bit 0 = `__live__`), vectors [N, dim] float, codes [N, m/32]
+  int32 1-bit codes.
+  """
+  ids: object = None
+  versions: object = None
+  attributes: object = None
+  vectors: object = None
+  codes: object = None
+
+  def present(self) -> list:
+    """The present values, in field order (what `read_rows` takes)."""
+    return [v for v in self if v is not None]
+
+
+class RowField(NamedTuple):
+  """A store: its `Rows` field name, dtype, row shape and the fill of new rows."""
+  name: str
+  dtype: tf.DType
+  row_shape: Tuple[int, ...]
+  fill: object = 0
+
+
+class RowLayout:
+  """Which stores an index holds, with dtypes and row shapes."""
+
+  def __init__(self, fields: Sequence[RowField]):
+    names = [f.name for f in fields]
+    unknown = sorted(set(names) - set(Rows._fields))
+    if unknown:
+      raise ValueError(f"unknown row store(s) {unknown}; known: {list(Rows._fields)}")
+    if names[:3] != ["ids", "versions", "attributes"]:
+      raise ValueError("a row layout starts with ids, versions, attributes")
+    # Field order is Rows order, so the flat list of a snapshot is fixed.
+    self.fields = tuple(sorted(fields, key=lambda f: Rows._fields.index(f.name)))
+
+  @classmethod
+  def for_index(cls, dim: int, num_words: int, vectors: Optional[str] = "float32",
+                code_words: int = 0) -> "RowLayout":
+    """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none) and
+    `code_words` int32 words of 1-bit codes per item (0 = none)."""
+    fields = [RowField("ids", tf.string, (), ""),
+              RowField("versions", tf.int64, ()),
+              RowField("attributes", tf.int32, (int(num_words),))]
+    if vectors is not None:
+      if vectors not in VECTOR_DTYPES:
+        raise ValueError(f"vectors must be one of {sorted(VECTOR_DTYPES)} or None, "
+                         f"got {vectors!r}")
+      fields.append(RowField("vectors", VECTOR_DTYPES[vectors], (int(dim),)))
+    if code_words:
+      fields.append(RowField("codes", tf.int32, (int(code_words),)))
+    return cls(fields)
+
+  @property
+  def names(self) -> Tuple[str, ...]:
+    return tuple(f.name for f in self.fields)
+
+  def field(self, name: str) -> Optional[RowField]:
+    return next((f for f in self.fields if f.name == name), None)
+
+  def rows(self, values: Sequence) -> Rows:
+    """`Rows` from values in layout order (e.g. the outputs of `read_rows`)."""
+    values = list(values)
+    if len(values) != len(self.fields):
+      raise ValueError(f"{len(values)} values for the {len(self.fields)} stores "
+                       f"{list(self.names)}")
+    return Rows(**dict(zip(self.names, values)))
+
+  def make_variables(self, capacity: int = 0) -> Rows:
+    """Non-trainable variables with a growable leading dimension."""
+    return self.rows([
+        tf.Variable(tf.fill([capacity, *f.row_shape], tf.constant(f.fill, f.dtype)),
+                    shape=tf.TensorShape([None, *f.row_shape]), trainable=False,
+                    name=f.name)
+        for f in self.fields])
+
+  def specs(self) -> Rows:
+    """`tf.TensorSpec` [None, *row_shape] of every store."""
+    return self.rows([tf.TensorSpec([None, *f.row_shape], f.dtype, name=f.name)
+                      for f in self.fields])
+
+  def read(self, variables: Rows, only: Sequence[str] = ()) -> Rows:
+    """One consistent snapshot (`ops.read_rows`) of all stores, or of `only`."""
+    names = [n for n in self.names if not only or n in only]
+    values = ops.read_rows([getattr(variables, n) for n in names])
+    return Rows(**dict(zip(names, values)))
+
+  def bytes_per_item(self) -> dict:
+    """Bytes per slot of each fixed-width store."""
+    out = {}
+    for f in self.fields:
+      if f.dtype != tf.string:
+        size = f.dtype.size
+        for d in f.row_shape:
+          size *= d
+        out[f.name] = size
+    return out

@@ -1,0 +1,34 @@
+"""Searchers: what scores an index's rows (query -> filter -> score -> top-k).
+
+    from linr_tf import search
+    searcher = search.make_searcher(vectors="float16", quantizer=encoder, rerank_factor=10)
+    searcher.describe()          # 'RefineSearch(HammingSearch over 128-bit codes ..., rerank_factor=10)'
+
+`make_searcher` picks, once, from what the index stores: vectors only ->
+`ExactSearch`; codes only -> `HammingSearch`; both -> `RefineSearch` over
+`HammingSearch`. Kernels: `CustomOpKernels` (the LiNR ops, CPU or GPU) or
+`StockKernels` (stock TF, for the portable export).
+"""
+
+from linr_tf.search.exact import ExactSearch
+from linr_tf.search.hamming import HammingSearch
+from linr_tf.search.kernels import CustomOpKernels
+from linr_tf.search.refine import RefineSearch, rerank
+from linr_tf.search.searcher import STRATEGIES, Searcher, unsupported_strategy_message
+from linr_tf.search.stock_kernels import StockKernels
+
+
+def make_searcher(vectors, quantizer=None, rerank_factor: int = 10, kernels=None) -> Searcher:
+  """The searcher for an index holding `vectors` (a dtype name, or None) and,
+  with a `quantizer`, 1-bit codes."""
+  if vectors is None and quantizer is None:
+    raise ValueError("an index needs vectors, codes (a quantizer) or both")
+  if quantizer is None:
+    return ExactSearch(kernels)
+  coarse = HammingSearch(quantizer, kernels)
+  return coarse if vectors is None else RefineSearch(coarse, rerank_factor)
+
+
+__all__ = ["CustomOpKernels", "ExactSearch", "HammingSearch", "RefineSearch", "STRATEGIES",
+           "Searcher", "StockKernels", "make_searcher", "rerank",
+           "unsupported_strategy_message"]

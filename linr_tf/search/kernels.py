@@ -1,0 +1,48 @@
+"""The primitives every searcher is built from, on the LiNR custom ops.
+
+    kernels = CustomOpKernels()
+    passing = kernels.pass_mask(filters, bit_keys, attributes)   # FilterMask
+    found = kernels.dot_top_k(queries, vectors, passing, k, strategy="auto")
+    found = kernels.hamming_top_k(query_codes, codes, passing, k)
+
+A searcher (`linr_tf.search`) says *what* is scored; kernels say *how*: these
+run `LinrCompileFilter` / `LinrFilterMask` / `LinrMaskedTopK` /
+`LinrPrefilterTopK` / `LinrHammingTopK` (CPU or GPU kernels, whichever device
+TensorFlow places them on) and read the index rows with `LinrReadRows`;
+`StockKernels` (`stock_kernels.py`) give the same results from stock TF ops
+for the portable export. A `FilterMask.mask` is opaque to searchers: each
+kernel set consumes its own.
+"""
+
+import tensorflow as tf
+
+from linr_tf import attributes as attributes_lib
+from linr_tf import ops
+from linr_tf.ops.topk_ops import MaskedTopK
+
+
+class CustomOpKernels:
+  """Filter, score and select with the LiNR op library."""
+
+  name = "custom_ops"
+  # Live updates need LinrWriteRows (atomic row writes).
+  supports_updates = True
+
+  def read(self, layout, variables, only=()):
+    """One consistent snapshot of the row variables (`LinrReadRows`)."""
+    return layout.read(variables, only)
+
+  def pass_mask(self, filters, bit_keys, attributes) -> ops.FilterMask:
+    """Filter strings [B] -> pass bitmap [B, ceil(N / 32)] + pass counts [B];
+    deleted and empty slots never pass."""
+    program = attributes_lib.compile_filters(filters, bit_keys)
+    return ops.filter_mask(attributes, program)
+
+  def dot_top_k(self, queries, vectors, passing: ops.FilterMask, k,
+                strategy: str = "auto") -> MaskedTopK:
+    """Exact top-k by dot product: similarity masking or explicit pre-filtering."""
+    return ops.top_k_over_mask(queries, vectors, passing, k, strategy=strategy)
+
+  def hamming_top_k(self, query_codes, codes, passing: ops.FilterMask, k) -> MaskedTopK:
+    """Top-k by matching bits (scores = matching bits)."""
+    return ops.hamming_top_k(query_codes, codes, passing.mask, k)
