@@ -2,6 +2,8 @@
 
 import grpc
 
+from linr_tf.errors import op_error_lines
+
 # Canonical status code -> (HTTP status, gRPC code), as TF Serving maps them
 # (model_servers/http_server.cc ToHTTPStatusCode).
 _CODES = {
@@ -64,16 +66,8 @@ def not_found(message: str) -> ServingError:
 
 
 def op_error_message(message: str) -> str:
-  """The informative part of a TensorFlow runtime error message."""
-  noise = ("Graph execution error", "Detected at node", "<stack traces",
-           "[[", "Traceback", "Detected unsupported operations")
-  lines = []
-  for line in message.splitlines():
-    line = line.strip()
-    if not line or line.startswith(noise):
-      continue
-    lines.append(line.split(" [[")[0].strip())
-  return "; ".join(lines)[:2000] or "TensorFlow error"
+  """The informative part of a TensorFlow runtime error message (all lines)."""
+  return "; ".join(op_error_lines(message))[:2000] or "TensorFlow error"
 
 
 def from_op_error(e) -> ServingError:
