@@ -132,7 +132,7 @@ def list_versions(base_path: str) -> List[int]:
     return []
   out = []
   for d in names:
-    if re.fullmatch(r"\d{1,18}", d) and int(d) > 0:
+    if re.fullmatch(r"\d{1,18}", d):   # 0 is a version too (as in TF Serving)
       full = os.path.join(base_path, d)
       if os.path.isfile(os.path.join(full, "saved_model.pb")):
         out.append(int(d))
