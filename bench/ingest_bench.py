@@ -47,23 +47,15 @@ FILTER = 'lang = "en" AND type IN ("post", "article")'
 
 def build_export(work, dim):
   import dataclasses  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from linr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from linr_tf import data as data_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf import export as export_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf import model as model_lib  # pylint: disable=g-import-not-at-top
+  from linr_tf import training  # pylint: disable=g-import-not-at-top
   cfg = config_lib.load(os.path.join(REPO, "configs", "demo.json"))
   cfg = dataclasses.replace(cfg, embedding_dim=dim)
   d = os.path.join(work, "feed")
   data_lib.generate_feed(d, num_users=200, num_items=2000,
                          interactions_per_user=5, seed=1)
-  catalog = data_lib.read_items(os.path.join(d, "items.csv"), cfg)
-  log = data_lib.read_interactions(os.path.join(d, "interactions.csv"), cfg,
-                                   catalog)
-  tf.keras.utils.set_random_seed(0)
-  model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
-  model.build_index(catalog)
-  return export_lib.export(model, os.path.join(work, "export"))
+  return training.export_untrained(cfg, d, os.path.join(work, "export"))
 
 
 def categorical_values(schema):

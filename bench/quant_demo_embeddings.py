@@ -2,7 +2,7 @@
 
 Generates the synthetic demo feed (configs/demo.json; a larger catalogue than
 `python -m linr_tf demo` by default so that recall@100 is not trivial), trains
-the two towers with the CLI's `train` path (same code as `python -m linr_tf
+the two towers with `linr_tf.training.train` (same code as `python -m linr_tf
 train`), then writes under --out (git-ignored out/ by default):
 
   items.npy    float32 [N, d]  item-tower outputs for the whole catalogue
@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 import linr_tf  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS first)
 import tensorflow as tf  # noqa: E402
 
-from linr_tf import cli  # noqa: E402
 from linr_tf import config as config_lib  # noqa: E402
 from linr_tf import data as data_lib  # noqa: E402
 from linr_tf import model as model_lib  # noqa: E402
+from linr_tf import training  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,9 +57,9 @@ def build(args):
   data_lib.generate_feed(data_dir, args.num_users, args.num_items, seed=args.seed)
   t_gen = time.time() - t0
   t0 = time.time()
-  model, metrics, _ = cli.train(cfg, data_dir, os.path.join(args.out, "run"), verbose=2)
+  model, metrics, _ = training.train(cfg, data_dir, os.path.join(args.out, "run"), verbose=2)
   t_train = time.time() - t0
-  catalog, log = cli._load_data(cfg, data_dir)  # pylint: disable=protected-access
+  catalog, log = training.load_data(cfg, data_dir)
   items = model.embed_items(catalog).astype(np.float32)
   _, test_rows = model_lib.split_by_time(log, cfg.train.holdout_fraction)
   users = log.columns[cfg.query_id_feature][test_rows]

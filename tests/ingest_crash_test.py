@@ -36,23 +36,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """An untrained two-tower model (dim 16) over 1000 items, exported."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from conftest import small_config  # pylint: disable=g-import-not-at-top
   from linr_tf import data as data_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf import export as export_lib  # pylint: disable=g-import-not-at-top
-  from linr_tf import model as model_lib  # pylint: disable=g-import-not-at-top
+  from linr_tf import training  # pylint: disable=g-import-not-at-top
   d = str(tmp_path_factory.mktemp("feed"))
   data_lib.generate_feed(d, num_users=100, num_items=1000,
                          interactions_per_user=5, seed=5)
   cfg = dataclasses.replace(small_config(), embedding_dim=16,
                             hidden_units=[32])
-  catalog = data_lib.read_items(os.path.join(d, "items.csv"), cfg)
-  log = data_lib.read_interactions(os.path.join(d, "interactions.csv"), cfg,
-                                   catalog)
-  tf.keras.utils.set_random_seed(0)
-  model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
-  model.build_index(catalog)
-  path = export_lib.export(model, str(tmp_path_factory.mktemp("export")))
+  path = training.export_untrained(cfg, d,
+                                   str(tmp_path_factory.mktemp("export")))
+  catalog, _ = training.load_data(cfg, d)
   return path, list(catalog.ids)
 
 
