@@ -1,7 +1,8 @@
-// Single-thread timing of LinrHammingTopK's CPU scan (custom_ops/quant/
-// hamming_cpu_scan.h) without TensorFlow: ns per (query, item) pair per
-// instruction-set path, thread CPU time (robust to other load on the box).
-// Also checks that every path returns the same top-k as the portable one.
+// Single-thread timing of LinrHammingTopK's CPU scan
+// (custom_ops/quantization/hamming_cpu_scan.h) without TensorFlow: ns per
+// (query, item) pair per instruction-set path, thread CPU time (robust to
+// other load on the box). Also checks that every path returns the same top-k
+// as the portable one.
 //
 //   g++ -O3 -std=c++17 -I. bench/quant_cpu_kernel_bench.cc -o /tmp/hbench
 //   /tmp/hbench [num_items=1000000] [words=4] [batch=64] [pass=1.0] [k=100]
@@ -13,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "custom_ops/quant/hamming_cpu_scan.h"
+#include "custom_ops/quantization/hamming_cpu_scan.h"
 
 using namespace linr;              // NOLINT
 using namespace linr::hamming_cpu;  // NOLINT
@@ -50,9 +51,9 @@ int main(int argc, char** argv) {
     setenv("LINR_CPU_ISA", names[isa], 1);
     const Kernels kern = SelectKernels(words);
     double best = 1e30;
-    std::vector<HammingBuffer> buffers(batch);
+    std::vector<CandidateBuffer<int>> buffers(batch);
     for (int rep = 0; rep < (isa == 0 ? 1 : 5); ++rep) {
-      for (auto& b : buffers) b.Reset(k);
+      for (auto& b : buffers) b.Reset(k, n);
       const double t0 = ThreadSeconds();
       ScanRange(kern, queries.data(), codes.data(), mask.data(), batch, words, n, num_words, 0,
                 num_words, tile_words, buffers.data());
@@ -60,8 +61,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::vector<ScoredItem>> got(batch);
     for (int64_t b = 0; b < batch; ++b) {
-      if (static_cast<int64_t>(buffers[b].items.size()) > k) buffers[b].Compact();
-      got[b] = buffers[b].items;
+      got[b] = buffers[b].Finish();
       std::sort(got[b].begin(), got[b].end(),
                 [](const ScoredItem& x, const ScoredItem& y) { return RanksBefore(x, y); });
     }

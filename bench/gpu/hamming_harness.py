@@ -1,5 +1,5 @@
 """GPU correctness + benchmark harness for the LinrHammingTopK CUDA kernel
-(custom_ops/quant/hamming_gpu.cu.h), no TensorFlow.
+(custom_ops/quantization/hamming_gpu.cu.h), no TensorFlow.
 
 Loads liblinr_cuda.so (custom_ops/cuda/build.sh) through ctypes and drives
 `linr_hamming_topk` with PyTorch tensors.

@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "custom_ops/filter/filter_mask_gpu.cu.h"
-#include "custom_ops/quant/hamming_gpu.cu.h"
+#include "custom_ops/quantization/hamming_gpu.cu.h"
 #include "custom_ops/topk/topk_gpu.cu.h"
 
 extern "C" {

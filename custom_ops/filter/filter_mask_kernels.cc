@@ -5,13 +5,23 @@
 // words copied. The fast path (AVX2) evaluates each program bit-sliced, 64
 // items at a time (filter_mask.h); the portable path ($LINR_CPU_ISA=portable
 // or no AVX2) calls EvalProgram per item. Both give the same bits.
+//
+// The kernel, FilterMaskOp<Device>, checks the inputs, allocates the outputs
+// and runs FilterMaskFunctor<Device>: the CPU functor here, the GPU one in
+// filter_mask_kernels_gpu.cu.cc (GOOGLE_CUDA builds).
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "custom_ops/common/devices.h"
 #include "custom_ops/filter/filter_mask.h"
+#include "custom_ops/filter/filter_mask_kernels.h"
 #include "custom_ops/filter/filter_mask_validate.h"
 #include "custom_ops/filter/filter_program.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -51,27 +61,17 @@ bool UseBitSliced() {
 #endif
 }
 
-class LinrFilterMaskOp : public OpKernel {
- public:
-  explicit LinrFilterMaskOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+}  // namespace
 
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& item_bits = ctx->input(0);
-    const Tensor& program = ctx->input(1);
-    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program));
-    const int64_t num_items = item_bits.dim_size(0);
-    const int64_t num_words = item_bits.dim_size(1);
-    const int64_t batch = program.dim_size(0);
-    const int64_t length = program.dim_size(1);
+template <>
+struct FilterMaskFunctor<CPUDevice> {
+  void operator()(OpKernelContext* ctx, const FilterMaskArgs& a) {
+    const int64_t num_items = a.num_items, num_words = a.num_words;
+    const int64_t batch = a.batch, length = a.length;
     const int64_t row = kProgramHeaderWords + num_words;
-    const int32_t* programs = program.flat<int32_t>().data();
-
+    const int32_t* programs = a.program->flat<int32_t>().data();
     const int64_t mask_words = (num_items + 31) / 32;
-    Tensor* mask_out = nullptr;
-    Tensor* count_out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, mask_words}), &mask_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch}), &count_out));
-    int32_t* counts = count_out->flat<int32_t>().data();
+    int32_t* counts = a.count;
     std::fill(counts, counts + batch, 0);
     if (batch == 0 || num_items == 0) return;
 
@@ -96,8 +96,8 @@ class LinrFilterMaskOp : public OpKernel {
     }
 
     const bool bit_sliced = UseBitSliced();
-    const int32_t* bits = item_bits.flat<int32_t>().data();
-    uint32_t* mask = reinterpret_cast<uint32_t*>(mask_out->flat<int32_t>().data());
+    const int32_t* bits = a.item_bits;
+    uint32_t* mask = reinterpret_cast<uint32_t*>(a.mask);
     const int64_t num_chunks = (num_items + kChunkItems - 1) / kChunkItems;
     const int64_t num_unique = static_cast<int64_t>(unique.size());
     std::vector<int64_t> chunk_counts(num_chunks * num_unique, 0);
@@ -180,7 +180,47 @@ class LinrFilterMaskOp : public OpKernel {
   }
 };
 
-REGISTER_KERNEL_BUILDER(Name("LinrFilterMask").Device(::tensorflow::DEVICE_CPU), LinrFilterMaskOp);
+namespace {
+
+template <typename Device>
+class FilterMaskOp : public OpKernel {
+ public:
+  explicit FilterMaskOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& item_bits = ctx->input(0);
+    const Tensor& program = ctx->input(1);
+    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program));
+    const int64_t num_items = item_bits.dim_size(0);
+    const int64_t batch = program.dim_size(0);
+    Tensor* mask = nullptr;
+    Tensor* count = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, (num_items + 31) / 32}),
+                                             &mask));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch}), &count));
+    const FilterMaskArgs args{item_bits.flat<int32_t>().data(),
+                              &program,
+                              num_items,
+                              /*num_words=*/item_bits.dim_size(1),
+                              batch,
+                              /*length=*/program.dim_size(1),
+                              mask->flat<int32_t>().data(),
+                              count->flat<int32_t>().data()};
+    FilterMaskFunctor<Device>()(ctx, args);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("LinrFilterMask").Device(::tensorflow::DEVICE_CPU),
+                        FilterMaskOp<CPUDevice>);
 
 }  // namespace
+
+#if GOOGLE_CUDA
+// FilterMaskFunctor<GPUDevice> is defined in filter_mask_kernels_gpu.cu.cc.
+REGISTER_KERNEL_BUILDER(Name("LinrFilterMask")
+                            .Device(::tensorflow::DEVICE_GPU)
+                            .HostMemory("program"),
+                        FilterMaskOp<GPUDevice>);
+#endif  // GOOGLE_CUDA
+
 }  // namespace linr

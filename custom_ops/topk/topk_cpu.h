@@ -17,12 +17,10 @@
 #ifndef LINR_CUSTOM_OPS_TOPK_TOPK_CPU_H_
 #define LINR_CUSTOM_OPS_TOPK_TOPK_CPU_H_
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -30,8 +28,6 @@
 #else
 #define LINR_X86_SIMD 0
 #endif
-
-#include "custom_ops/topk/topk_common.h"
 
 namespace linr {
 namespace cpu {
@@ -290,54 +286,6 @@ inline uint32_t PextPortable(uint32_t value, uint32_t mask) {
   }
   return out;
 }
-
-// Keeps the best `k` of a stream of candidates arriving in ascending index
-// (per query). Up to 2k entries; when full, compacts to the best k with
-// nth_element and from then on the k-th best score is the admission threshold.
-// Items arrive in ascending index, so an equal score always loses the tie and
-// the strict test is exact; admitting extra candidates is always safe.
-class CandidateBuffer {
- public:
-  void Reset(int64_t k, int64_t max_arrivals) {
-    k_ = k;
-    capacity_ = 2 * k;
-    full_ = false;
-    threshold_ = 0.f;
-    items_.clear();
-    items_.reserve(static_cast<size_t>(std::min<int64_t>(capacity_, std::max<int64_t>(max_arrivals, 1))));
-  }
-
-  // Threshold for the tile kernels: NaN (admit all) until full.
-  float AdmissionThreshold() const {
-    return full_ ? threshold_ : __builtin_nanf("");
-  }
-
-  void Push(float score, int32_t index) {
-    items_.push_back(ScoredItem{RankableScore(score), index});
-    if (static_cast<int64_t>(items_.size()) >= capacity_) Compact();
-  }
-
-  // Reduces the buffer to (at most) its best k entries, unordered.
-  std::vector<ScoredItem>& Finish() {
-    if (static_cast<int64_t>(items_.size()) > k_) Compact();
-    return items_;
-  }
-
- private:
-  void Compact() {
-    auto by_rank = [](const ScoredItem& a, const ScoredItem& b) { return RanksBefore(a, b); };
-    std::nth_element(items_.begin(), items_.begin() + (k_ - 1), items_.end(), by_rank);
-    items_.resize(k_);
-    threshold_ = items_[k_ - 1].score;  // the k-th best score
-    full_ = true;
-  }
-
-  int64_t k_ = 0;
-  int64_t capacity_ = 0;
-  bool full_ = false;
-  float threshold_ = 0.f;
-  std::vector<ScoredItem> items_;
-};
 
 }  // namespace cpu
 }  // namespace linr

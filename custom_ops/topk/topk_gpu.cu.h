@@ -14,7 +14,7 @@
 // into fp16 hi + lo parts after an exact power-of-two scaling, so the product
 // keeps about fp32 precision. Other types/shapes use a CUDA-core path.
 //
-// Selection (k up to kMaxK) is two-stage, in topk_select_gpu.cu.h (shared
+// Selection (k up to kMaxK) is two-stage, in select/select_gpu.cu.h (shared
 // with the Hamming kernel). Stage 1: while streaming, a candidate is appended
 // to the query's buffer (capacity `cap`) when its key is >= the query's
 // current threshold. Rows are streamed in segments of growing size; after each
@@ -39,8 +39,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "custom_ops/topk/topk_common.h"
-#include "custom_ops/topk/topk_select_gpu.cu.h"
+#include "custom_ops/select/ordering.h"
+#include "custom_ops/select/outputs.h"
+#include "custom_ops/select/select_gpu.cu.h"
 
 namespace linr {
 namespace gpu {
@@ -65,7 +66,7 @@ __device__ __forceinline__ float KeyScore(uint64_t key) {
 __device__ __forceinline__ int32_t KeyIndex(uint64_t key) {
   return static_cast<int32_t>(~static_cast<uint32_t>(key));
 }
-// Key codec of the shared selection (topk_select_gpu.cu.h).
+// Key codec of the shared selection (select/select_gpu.cu.h).
 struct FloatKeyCodec {
   __device__ static float Score(uint64_t key) { return KeyScore(key); }
   __device__ static int32_t Index(uint64_t key) { return KeyIndex(key); }

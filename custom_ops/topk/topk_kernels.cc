@@ -14,17 +14,30 @@
 // Work is split into tasks of (item range x block of queries) on TF's intra-op
 // thread pool; each task scores groups of 4 items against blocks of 4 queries
 // with the tile kernels of topk_cpu.h (AVX2 or portable, bit-identical) and
-// keeps a CandidateBuffer per query. Per-task results are merged per query
-// with the full (score desc, index asc) order.
+// keeps a CandidateBuffer (select/candidate_buffer.h) per query. Per-task
+// results are merged per query with the full (score desc, index asc) order
+// (select/merge.h).
+//
+// The one kernel of both ops, TopKOp<Device, T, kStrategy>, checks the inputs,
+// allocates the outputs and runs TopKFunctor<Device, T, kStrategy>: the CPU
+// functor here, the GPU one in topk_kernels_gpu.cu.cc (GOOGLE_CUDA builds).
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
-#include "custom_ops/topk/topk_common.h"
-#include "custom_ops/topk/topk_merge.h"
+#include "custom_ops/common/devices.h"
+#include "custom_ops/select/allocate_outputs.h"
+#include "custom_ops/select/candidate_buffer.h"
+#include "custom_ops/select/merge.h"
+#include "custom_ops/select/ordering.h"
+#include "custom_ops/select/outputs.h"
 #include "custom_ops/topk/topk_cpu.h"
-#include "custom_ops/topk/topk_outputs.h"
+#include "custom_ops/topk/topk_kernels.h"
 #include "custom_ops/topk/topk_validate.h"
 #include "tensorflow/core/framework/bfloat16.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -42,8 +55,6 @@ using ::tensorflow::TensorShapeUtils;
 namespace errors = ::tensorflow::errors;
 
 namespace {
-
-enum class Strategy { kMask, kPrefilter };
 
 #if LINR_X86_SIMD
 template <typename T>
@@ -104,7 +115,7 @@ inline void PrefetchRow(const void* row, int64_t bytes) {
 
 // Reusable per-thread working memory of RunTask.
 struct Scratch {
-  std::vector<cpu::CandidateBuffer> buffers;
+  std::vector<CandidateBuffer<float>> buffers;
   std::vector<float> threshold;
   std::vector<uint16_t> pass, admit;
   std::vector<float> tile_scores;
@@ -119,43 +130,26 @@ inline Scratch& ThreadScratch() {
   return scratch;
 }
 
-template <typename T, Strategy kStrategy>
-class TopKOp : public OpKernel {
- public:
-  explicit TopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+}  // namespace
 
-  static constexpr const char* kName =
-      kStrategy == Strategy::kMask ? "LinrMaskedTopK" : "LinrPrefilterTopK";
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& queries = ctx->input(0);
-    const Tensor& items = ctx->input(1);
-    const Tensor& mask = ctx->input(2);
-    const Tensor& k_tensor = ctx->input(3);
-
-    int64_t k = 0;
-    OP_REQUIRES_OK(ctx, ValidateTopKInputs(kName, queries, items, mask, k_tensor, &k));
-    const int64_t batch = queries.dim_size(0);
-    const int64_t dim = queries.dim_size(1);
-    const int64_t num_items = items.dim_size(0);
-    const int64_t num_words = mask.dim_size(1);
-
-    TopKOutputs out;
-    OP_REQUIRES_OK(ctx, AllocateTopKOutputs(ctx, batch, k, &out));
-    if (batch == 0) return;
-
+template <typename T, TopKStrategy kStrategy>
+struct TopKFunctor<CPUDevice, T, kStrategy> {
+  void operator()(OpKernelContext* ctx, const TopKArgs<T>& a, const TopKOutputs& out) {
+    if (a.batch == 0) return;
+    const int64_t batch = a.batch, dim = a.dim, num_items = a.num_items;
+    const int64_t num_words = a.num_words, k = a.k;
     const cpu::Isa isa = cpu::SelectIsa();
     const int64_t dim_padded = cpu::PaddedDim(dim);
     const int64_t num_blocks = (batch + cpu::kQueryBlock - 1) / cpu::kQueryBlock;
     // Queries zero-padded to [4 * num_blocks, dim_padded].
     std::vector<float> queries_padded(num_blocks * cpu::kQueryBlock * dim_padded, 0.f);
-    const float* query_data = queries.flat<float>().data();
+    const float* query_data = a.queries;
     for (int64_t b = 0; b < batch; ++b) {
       std::copy(query_data + b * dim, query_data + (b + 1) * dim,
                 queries_padded.data() + b * dim_padded);
     }
-    const T* item_data = items.flat<T>().data();
-    const uint32_t* mask_data = reinterpret_cast<const uint32_t*>(mask.flat<int32_t>().data());
+    const T* item_data = a.items;
+    const uint32_t* mask_data = reinterpret_cast<const uint32_t*>(a.mask);
 
     // Plan: item shards (whole mask words) x groups of query blocks.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -289,7 +283,7 @@ class TopKOp : public OpKernel {
               const int64_t ql = blk * cpu::kQueryBlock + ((bit >> 1) & 3);
               const int i = (bit >> 3) * 2 + (bit & 1);
               buffers[ql].Push(tile_scores[16 * blk + bit], ids[i]);
-              threshold[ql] = buffers[ql].AdmissionThreshold();
+              threshold[ql] = buffers[ql].Threshold();
             }
           }
         }
@@ -317,7 +311,7 @@ class TopKOp : public OpKernel {
       }
       if (c_end == num_words) unions[cw - 1] &= ValidBits(c_end - 1, num_items);
 
-      if (kStrategy == Strategy::kMask) {
+      if (kStrategy == TopKStrategy::kMask) {
         for (int64_t w = c_begin; w < c_end; ++w) {
           const uint32_t any = unions[w - c_begin];
           if (any == 0) continue;
@@ -399,19 +393,62 @@ class TopKOp : public OpKernel {
   }
 };
 
-#define LINR_REGISTER_TOPK(T)                                                               \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("LinrMaskedTopK").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),      \
-      TopKOp<T, Strategy::kMask>);                                                          \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("LinrPrefilterTopK").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),   \
-      TopKOp<T, Strategy::kPrefilter>)
+namespace {
 
-LINR_REGISTER_TOPK(float);
-LINR_REGISTER_TOPK(Eigen::half);
-LINR_REGISTER_TOPK(::tensorflow::bfloat16);
+template <typename Device, typename T, TopKStrategy kStrategy>
+class TopKOp : public OpKernel {
+ public:
+  explicit TopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& queries = ctx->input(0);
+    const Tensor& items = ctx->input(1);
+    const Tensor& mask = ctx->input(2);
+    int64_t k = 0;
+    OP_REQUIRES_OK(ctx, ValidateTopKInputs(TopKOpName(kStrategy), queries, items, mask,
+                                           ctx->input(3), &k));
+    const TopKArgs<T> args{queries.flat<float>().data(),
+                           items.flat<T>().data(),
+                           mask.flat<int32_t>().data(),
+                           /*batch=*/queries.dim_size(0),
+                           /*dim=*/queries.dim_size(1),
+                           /*num_items=*/items.dim_size(0),
+                           /*num_words=*/mask.dim_size(1),
+                           k};
+    TopKOutputs out;
+    OP_REQUIRES_OK(ctx, AllocateTopKOutputs(ctx, args.batch, k, &out));
+    TopKFunctor<Device, T, kStrategy>()(ctx, args, out);
+  }
+};
+
+#define LINR_REGISTER_TOPK(DEVICE, DEVICE_NAME, T, ...)                                    \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("LinrMaskedTopK").Device(DEVICE_NAME) __VA_ARGS__.TypeConstraint<T>("T"),       \
+      TopKOp<DEVICE, T, TopKStrategy::kMask>);                                             \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("LinrPrefilterTopK").Device(DEVICE_NAME) __VA_ARGS__.TypeConstraint<T>("T"),    \
+      TopKOp<DEVICE, T, TopKStrategy::kPrefilter>)
+
+#define LINR_REGISTER_TOPK_CPU(T) LINR_REGISTER_TOPK(CPUDevice, ::tensorflow::DEVICE_CPU, T, )
+LINR_REGISTER_TOPK_CPU(float);
+LINR_REGISTER_TOPK_CPU(Eigen::half);
+LINR_REGISTER_TOPK_CPU(::tensorflow::bfloat16);
+#undef LINR_REGISTER_TOPK_CPU
+
+}  // namespace
+
+#if GOOGLE_CUDA
+// GPU functors are defined and instantiated in topk_kernels_gpu.cu.cc.
+#define LINR_REGISTER_TOPK_GPU(T)                                                \
+  extern template struct TopKFunctor<GPUDevice, T, TopKStrategy::kMask>;         \
+  extern template struct TopKFunctor<GPUDevice, T, TopKStrategy::kPrefilter>;    \
+  LINR_REGISTER_TOPK(GPUDevice, ::tensorflow::DEVICE_GPU, T, .HostMemory("k"))
+LINR_REGISTER_TOPK_GPU(float);
+LINR_REGISTER_TOPK_GPU(Eigen::half);
+LINR_REGISTER_TOPK_GPU(::tensorflow::bfloat16);
+#undef LINR_REGISTER_TOPK_GPU
+#endif  // GOOGLE_CUDA
 
 #undef LINR_REGISTER_TOPK
 
-}  // namespace
 }  // namespace linr

@@ -1,6 +1,6 @@
 // Registration of LinrMaskedTopK and LinrPrefilterTopK: shape function and
 // documentation (both ops share inputs, outputs and results).
-#include "custom_ops/topk/topk_shape.h"
+#include "custom_ops/select/shape.h"
 #include "tensorflow/core/framework/op.h"
 
 namespace linr {

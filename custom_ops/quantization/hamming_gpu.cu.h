@@ -3,7 +3,7 @@
 // (hamming_kernels_gpu.cu.cc) and into the standalone liblinr_cuda.so.
 //
 // Results are bit-identical to the CPU kernel: scores are integers (matching
-// bits, hamming_common.h) and the order is RanksBefore's (topk_common.h: score
+// bits, hamming_common.h) and the order is RanksBefore's (select/ordering.h: score
 // descending, ties by smaller index), encoded in a 64-bit key
 // (HammingKey: score << 32 | ~index) so that all keys are distinct and key
 // order is rank order.
@@ -28,7 +28,7 @@
 // Code widths Wc in {1, 2, 4, 8, 16} with aligned codes use vector loads and
 // unrolled scoring; any other width a generic loop.
 //
-// Selection (k <= kMaxK): topk/topk_select_gpu.cu.h, shared with the float
+// Selection (k <= kMaxK): select/select_gpu.cu.h, shared with the float
 // top-k kernels. Rows are streamed in segments of mask words of growing size;
 // a candidate is appended when its key >= the query's threshold (the k-th best
 // key seen in earlier segments, 0 at first); after each segment a prune kernel
@@ -40,8 +40,8 @@
 // Indices: N <= INT32_MAX (the op's int32 indices; ValidateMaskedTopKShapes
 // rejects larger N, as the CPU op does). Offsets are int64 internally, so
 // N * Wc may exceed 2^31 (1e9 items x 4 words).
-#ifndef LINR_CUSTOM_OPS_QUANT_HAMMING_GPU_CU_H_
-#define LINR_CUSTOM_OPS_QUANT_HAMMING_GPU_CU_H_
+#ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_GPU_CU_H_
+#define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_GPU_CU_H_
 
 #include <cuda_runtime.h>
 
@@ -49,9 +49,10 @@
 #include <cstdint>
 #include <limits>
 
-#include "custom_ops/quant/hamming_common.h"
-#include "custom_ops/topk/topk_common.h"
-#include "custom_ops/topk/topk_select_gpu.cu.h"
+#include "custom_ops/quantization/hamming_common.h"
+#include "custom_ops/select/ordering.h"
+#include "custom_ops/select/outputs.h"
+#include "custom_ops/select/select_gpu.cu.h"
 
 namespace linr {
 namespace hamming_gpu {
@@ -524,4 +525,4 @@ inline cudaError_t LaunchHammingTopK(const int32_t* query_codes, const int32_t* 
 }  // namespace hamming_gpu
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_QUANT_HAMMING_GPU_CU_H_
+#endif  // LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_GPU_CU_H_

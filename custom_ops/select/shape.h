@@ -1,8 +1,8 @@
 // Shape function shared by every top-k op over a pass mask (float and 1-bit):
 // inputs (queries [B, X], items [N, X], mask [B, ceil(N/32)], k scalar),
 // outputs (scores [B, k], indices [B, k], count [B]).
-#ifndef LINR_CUSTOM_OPS_TOPK_TOPK_SHAPE_H_
-#define LINR_CUSTOM_OPS_TOPK_TOPK_SHAPE_H_
+#ifndef LINR_CUSTOM_OPS_SELECT_SHAPE_H_
+#define LINR_CUSTOM_OPS_SELECT_SHAPE_H_
 
 #include <cstdint>
 
@@ -63,4 +63,4 @@ inline absl::Status MaskedTopKShape(::tensorflow::shape_inference::InferenceCont
 
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_TOPK_TOPK_SHAPE_H_
+#endif  // LINR_CUSTOM_OPS_SELECT_SHAPE_H_

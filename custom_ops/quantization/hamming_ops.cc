@@ -1,5 +1,5 @@
 // Registration of LinrHammingTopK: shape function and documentation.
-#include "custom_ops/topk/topk_shape.h"
+#include "custom_ops/select/shape.h"
 #include "tensorflow/core/framework/op.h"
 
 namespace linr {

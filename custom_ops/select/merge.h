@@ -1,14 +1,15 @@
 // Final step of the CPU top-k kernels: merge one query's per-shard candidates
 // into the op's outputs (best k in rank order, then -inf / -1 padding).
-#ifndef LINR_CUSTOM_OPS_TOPK_TOPK_MERGE_H_
-#define LINR_CUSTOM_OPS_TOPK_TOPK_MERGE_H_
+#ifndef LINR_CUSTOM_OPS_SELECT_MERGE_H_
+#define LINR_CUSTOM_OPS_SELECT_MERGE_H_
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
-#include "custom_ops/topk/topk_common.h"
+#include "custom_ops/select/ordering.h"
+#include "custom_ops/select/outputs.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace linr {
@@ -55,4 +56,4 @@ inline void MergeShards(tensorflow::thread::ThreadPool* pool,
 
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_TOPK_TOPK_MERGE_H_
+#endif  // LINR_CUSTOM_OPS_SELECT_MERGE_H_

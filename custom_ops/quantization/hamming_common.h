@@ -4,10 +4,10 @@
 // Codes are m = 32 * Wc bits packed little-endian into int32 words: bit j of a
 // code is bit j % 32 of word j / 32. The score of an item is the number of
 // matching bits, m - popcount(query XOR item), an integer in [0, m] returned
-// as float32. Ordering is that of topk_common.h (score descending, ties by
+// as float32. Ordering is that of select/ordering.h (score descending, ties by
 // smaller item index).
-#ifndef LINR_CUSTOM_OPS_QUANT_HAMMING_COMMON_H_
-#define LINR_CUSTOM_OPS_QUANT_HAMMING_COMMON_H_
+#ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_COMMON_H_
+#define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_COMMON_H_
 
 #include <cstdint>
 
@@ -52,8 +52,8 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE uint32_t HammingValidBits(int64_t w, int64_t 
 }
 
 // Sort key of (score, index) used by the CUDA kernel's selection: a larger key
-// ranks first under RanksBefore (topk_common.h: score descending, ties by
-// smaller index) for scores in [0, 2^31) and indices in [0, 2^32). High 32
+// ranks first under RanksBefore (select/ordering.h: score descending, ties
+// by smaller index) for scores in [0, 2^31) and indices in [0, 2^32). High 32
 // bits: the score; low 32 bits: ~index. Keys of distinct items are distinct.
 LINR_HOST_DEVICE LINR_FORCE_INLINE uint64_t HammingKey(int score, int64_t index) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(score)) << 32) |
@@ -68,4 +68,4 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE int32_t HammingKeyIndex(uint64_t key) {
 
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_QUANT_HAMMING_COMMON_H_
+#endif  // LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_COMMON_H_

@@ -1,8 +1,12 @@
-// CPU kernels of LinrReadRows and LinrWriteRows (see rows_ops.cc).
+// Kernels of LinrReadRows and LinrWriteRows (see rows_ops.cc):
+// ReadRowsOp<Device> / WriteRowsOp<Device> over RowsFunctor<Device>
+// (rows_kernels.h), registered for the CPU.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "custom_ops/common/devices.h"
+#include "custom_ops/rows/rows_kernels.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -105,38 +109,62 @@ tf::Status CheckInitialized(tf::Var* var, int i) {
   return tf::OkStatus();
 }
 
-// Copies `rows` leading rows of `src` into `dst` (same dtype and row shape).
-void CopyLeadingRows(const tf::Tensor& src, int64_t rows, tf::Tensor* dst) {
-  if (rows == 0) return;
-  if (src.dtype() == tf::DT_STRING) {
-    const auto s = src.flat<tf::tstring>();
-    auto d = dst->flat<tf::tstring>();
-    const int64_t n = rows * (src.NumElements() / std::max<int64_t>(1, src.dim_size(0)));
-    for (int64_t i = 0; i < n; ++i) d(i) = s(i);
-    return;
-  }
-  const int64_t row_bytes = src.TotalBytes() / std::max<int64_t>(1, src.dim_size(0));
-  std::memcpy(const_cast<char*>(dst->tensor_data().data()), src.tensor_data().data(),
-              rows * row_bytes);
-}
-
-// Zero (POD) / empty (string) contents for a fresh tensor.
-void Clear(tf::Tensor* t, int64_t from_row) {
-  const int64_t rows = t->dim_size(0);
-  if (from_row >= rows) return;
-  const int64_t per_row = t->NumElements() / std::max<int64_t>(1, rows);
-  if (t->dtype() == tf::DT_STRING) {
-    auto d = t->flat<tf::tstring>();
-    for (int64_t i = from_row * per_row; i < rows * per_row; ++i) d(i) = tf::tstring();
-    return;
-  }
-  const int64_t row_bytes = t->TotalBytes() / std::max<int64_t>(1, rows);
-  std::memset(const_cast<char*>(t->tensor_data().data()) + from_row * row_bytes, 0,
-              (rows - from_row) * row_bytes);
-}
-
 }  // namespace
 
+template <>
+struct RowsFunctor<CPUDevice> {
+  static void CopyLeadingRows(tf::OpKernelContext*, const tf::Tensor& src, int64_t rows,
+                              tf::Tensor* dst) {
+    if (rows == 0) return;
+    if (src.dtype() == tf::DT_STRING) {
+      const auto s = src.flat<tf::tstring>();
+      auto d = dst->flat<tf::tstring>();
+      const int64_t n = rows * (src.NumElements() / std::max<int64_t>(1, src.dim_size(0)));
+      for (int64_t i = 0; i < n; ++i) d(i) = s(i);
+      return;
+    }
+    const int64_t row_bytes = src.TotalBytes() / std::max<int64_t>(1, src.dim_size(0));
+    std::memcpy(const_cast<char*>(dst->tensor_data().data()), src.tensor_data().data(),
+                rows * row_bytes);
+  }
+
+  static void ClearRows(tf::OpKernelContext*, tf::Tensor* t, int64_t from_row) {
+    const int64_t rows = t->dim_size(0);
+    if (from_row >= rows) return;
+    const int64_t per_row = t->NumElements() / std::max<int64_t>(1, rows);
+    if (t->dtype() == tf::DT_STRING) {
+      auto d = t->flat<tf::tstring>();
+      for (int64_t i = from_row * per_row; i < rows * per_row; ++i) d(i) = tf::tstring();
+      return;
+    }
+    const int64_t row_bytes = t->TotalBytes() / std::max<int64_t>(1, rows);
+    std::memset(const_cast<char*>(t->tensor_data().data()) + from_row * row_bytes, 0,
+                (rows - from_row) * row_bytes);
+  }
+
+  static void ScatterRows(tf::OpKernelContext*, const tf::Tensor& v, const int64_t* r, int64_t m,
+                          tf::Tensor* t) {
+    if (m == 0) return;
+    const int64_t per_row = v.NumElements() / m;
+    if (t->dtype() == tf::DT_STRING) {
+      auto dst = t->flat<tf::tstring>();
+      const auto src = v.flat<tf::tstring>();
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t e = 0; e < per_row; ++e) dst(r[j] * per_row + e) = src(j * per_row + e);
+      return;
+    }
+    const int64_t row_bytes = v.TotalBytes() / m;
+    char* dst = const_cast<char*>(t->tensor_data().data());
+    const char* src = v.tensor_data().data();
+    for (int64_t j = 0; j < m; ++j) {
+      std::memcpy(dst + r[j] * row_bytes, src + j * row_bytes, row_bytes);
+    }
+  }
+};
+
+namespace {
+
+template <typename Device>
 class ReadRowsOp : public tf::OpKernel {
  public:
   explicit ReadRowsOp(tf::OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -162,7 +190,7 @@ class ReadRowsOp : public tf::OpKernel {
       // updated under a shared lock, so aliasing is not allowed.
       tf::Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(i, var->tensor()->shape(), &out));
-      CopyLeadingRows(*var->tensor(), var->tensor()->dim_size(0), out);
+      RowsFunctor<Device>::CopyLeadingRows(ctx, *var->tensor(), var->tensor()->dim_size(0), out);
     }
   }
 
@@ -215,13 +243,14 @@ tf::Status CheckRows(const typename tf::TTypes<int64_t>::ConstFlat& r, int64_t m
 
 // A new buffer of `target` rows: the first `num_rows` rows of `src`, then
 // zero / empty rows.
+template <typename Device>
 tf::Status CopyGrown(tf::OpKernelContext* ctx, const tf::Tensor& src, int64_t num_rows,
                      int64_t target, tf::Tensor* out) {
   tf::TensorShape shape = src.shape();
   shape.set_dim(0, target);
   TF_RETURN_IF_ERROR(ctx->allocate_temp(src.dtype(), shape, out));
-  CopyLeadingRows(src, num_rows, out);
-  Clear(out, num_rows);
+  RowsFunctor<Device>::CopyLeadingRows(ctx, src, num_rows, out);
+  RowsFunctor<Device>::ClearRows(ctx, out, num_rows);
   return tf::OkStatus();
 }
 
@@ -234,6 +263,7 @@ bool NoReaders(const Variables& vars, int n) {
   return true;
 }
 
+template <typename Device>
 class WriteRowsOp : public tf::OpKernel {
  public:
   explicit WriteRowsOp(tf::OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -290,7 +320,7 @@ class WriteRowsOp : public tf::OpKernel {
     std::vector<tf::Tensor> fresh(n);
     for (int i = 0; i < n; ++i) {
       if (!copy[i]) continue;
-      OP_REQUIRES_OK(ctx, CopyGrown(ctx, old[i], num_rows, target, &fresh[i]));
+      OP_REQUIRES_OK(ctx, CopyGrown<Device>(ctx, old[i], num_rows, target, &fresh[i]));
     }
 
     LockSet locks(vars, /*exclusive=*/true);
@@ -316,25 +346,10 @@ class WriteRowsOp : public tf::OpKernel {
       } else if (target != num_rows || !t->RefCountIsOne()) {
         // A reader arrived since the plan: copy-on-write under the lock.
         tf::Tensor grown;
-        OP_REQUIRES_OK(ctx, CopyGrown(ctx, *t, num_rows, target, &grown));
+        OP_REQUIRES_OK(ctx, CopyGrown<Device>(ctx, *t, num_rows, target, &grown));
         *t = grown;
       }
-      const tf::Tensor& v = ctx->input(n + 1 + i);
-      if (m == 0) continue;
-      const int64_t per_row = v.NumElements() / m;
-      if (t->dtype() == tf::DT_STRING) {
-        auto dst = t->flat<tf::tstring>();
-        const auto src = v.flat<tf::tstring>();
-        for (int64_t j = 0; j < m; ++j)
-          for (int64_t e = 0; e < per_row; ++e) dst(r(j) * per_row + e) = src(j * per_row + e);
-        continue;
-      }
-      const int64_t row_bytes = v.TotalBytes() / m;
-      char* dst = const_cast<char*>(t->tensor_data().data());
-      const char* src = v.tensor_data().data();
-      for (int64_t j = 0; j < m; ++j) {
-        std::memcpy(dst + r(j) * row_bytes, src + j * row_bytes, row_bytes);
-      }
+      RowsFunctor<Device>::ScatterRows(ctx, ctx->input(n + 1 + i), r.data(), m, t);
     }
     tf::Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tf::TensorShape({}), &out));
@@ -346,7 +361,9 @@ class WriteRowsOp : public tf::OpKernel {
   int64_t max_wait_us_ = 0;
 };
 
-REGISTER_KERNEL_BUILDER(Name("LinrReadRows").Device(tf::DEVICE_CPU), ReadRowsOp);
-REGISTER_KERNEL_BUILDER(Name("LinrWriteRows").Device(tf::DEVICE_CPU), WriteRowsOp);
+REGISTER_KERNEL_BUILDER(Name("LinrReadRows").Device(tf::DEVICE_CPU), ReadRowsOp<CPUDevice>);
+REGISTER_KERNEL_BUILDER(Name("LinrWriteRows").Device(tf::DEVICE_CPU), WriteRowsOp<CPUDevice>);
+
+}  // namespace
 
 }  // namespace linr

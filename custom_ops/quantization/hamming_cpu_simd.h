@@ -9,11 +9,11 @@
 //             vpshufb nibble-LUT method at these code widths; see below) and
 //             AVX2 for the threshold test, plus a vpshufb nibble-LUT
 //             (Mula) popcount for codes that are a multiple of 256 bits.
-// $LINR_CPU_ISA=portable forces the portable path (the convention of
-// custom_ops/topk/topk_cpu.h); otherwise the best path the CPU supports is
+// $LINR_CPU_ISA=portable forces the portable path (the convention of every
+// CPU kernel); otherwise the best path the CPU supports is
 // chosen once at run time.
-#ifndef LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SIMD_H_
-#define LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SIMD_H_
+#ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SIMD_H_
+#define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SIMD_H_
 
 #include <cstdint>
 #include <cstdlib>
@@ -347,4 +347,4 @@ inline Kernels SelectKernels(int64_t words) {
 }  // namespace hamming_cpu
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SIMD_H_
+#endif  // LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SIMD_H_

@@ -1,12 +1,11 @@
-// Output allocation of every top-k op (LinrMaskedTopK, LinrPrefilterTopK,
-// LinrHammingTopK; CPU and GPU kernels): scores float32 [B, k], indices int32
-// [B, k], count int32 [B], in the op's memory. Host only.
-#ifndef LINR_CUSTOM_OPS_TOPK_TOPK_OUTPUTS_H_
-#define LINR_CUSTOM_OPS_TOPK_TOPK_OUTPUTS_H_
+// Output allocation of every top-k op (CPU and GPU kernels), in the op's
+// memory. Host only.
+#ifndef LINR_CUSTOM_OPS_SELECT_ALLOCATE_OUTPUTS_H_
+#define LINR_CUSTOM_OPS_SELECT_ALLOCATE_OUTPUTS_H_
 
 #include <cstdint>
 
-#include "custom_ops/topk/topk_common.h"
+#include "custom_ops/select/outputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -14,7 +13,8 @@
 
 namespace linr {
 
-// Allocates outputs 0..2 and stores their data pointers in `out`.
+// Allocates outputs 0..2 (scores [B, k], indices [B, k], count [B]) and stores
+// their data pointers in `out`.
 inline absl::Status AllocateTopKOutputs(tensorflow::OpKernelContext* ctx, int64_t batch,
                                         int64_t k, TopKOutputs* out) {
   using ::tensorflow::TensorShape;
@@ -32,4 +32,4 @@ inline absl::Status AllocateTopKOutputs(tensorflow::OpKernelContext* ctx, int64_
 
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_TOPK_TOPK_OUTPUTS_H_
+#endif  // LINR_CUSTOM_OPS_SELECT_ALLOCATE_OUTPUTS_H_

@@ -1,11 +1,11 @@
 // Input checks of LinrHammingTopK, shared by the CPU kernel and a future GPU
 // kernel so both reject bad input with the same messages. Host only.
-#ifndef LINR_CUSTOM_OPS_QUANT_HAMMING_VALIDATE_H_
-#define LINR_CUSTOM_OPS_QUANT_HAMMING_VALIDATE_H_
+#ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_VALIDATE_H_
+#define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_VALIDATE_H_
 
 #include <cstdint>
 
-#include "custom_ops/topk/topk_validate.h"
+#include "custom_ops/select/validate.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/platform/errors.h"
 
@@ -36,4 +36,4 @@ inline absl::Status ValidateHammingInputs(const char* op, const tensorflow::Tens
 
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_QUANT_HAMMING_VALIDATE_H_
+#endif  // LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_VALIDATE_H_

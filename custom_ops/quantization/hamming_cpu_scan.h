@@ -1,46 +1,20 @@
 // Scan of LinrHammingTopK's CPU kernel over a range of items (host only, no
 // TensorFlow dependency, so bench/quant_cpu_kernel_bench.cc can time it
-// directly): per-query running top-k buffers fed in tiles of item codes.
-#ifndef LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SCAN_H_
-#define LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SCAN_H_
+// directly): per-query running top-k buffers (CandidateBuffer<int>, the
+// matching-bit count as score) fed in tiles of item codes.
+#ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SCAN_H_
+#define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SCAN_H_
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "custom_ops/quant/hamming_common.h"
-#include "custom_ops/quant/hamming_cpu_simd.h"
-#include "custom_ops/topk/topk_common.h"
+#include "custom_ops/quantization/hamming_common.h"
+#include "custom_ops/quantization/hamming_cpu_simd.h"
+#include "custom_ops/select/candidate_buffer.h"
 
 namespace linr {
 namespace hamming_cpu {
-
-// Best k of a stream of (integer score, ascending index) candidates; up to 2k
-// entries, compacted to the best k when full. `threshold` is the k-th best
-// score once full (-1 before: every score >= 0 is admitted).
-struct HammingBuffer {
-  int64_t k = 0;
-  int threshold = -1;
-  std::vector<ScoredItem> items;
-
-  void Reset(int64_t new_k) {
-    k = new_k;
-    threshold = -1;
-    items.clear();
-  }
-
-  void Push(int score, int32_t index) {
-    items.push_back(ScoredItem{static_cast<float>(score), index});
-    if (static_cast<int64_t>(items.size()) >= 2 * k) Compact();
-  }
-
-  void Compact() {
-    auto by_rank = [](const ScoredItem& a, const ScoredItem& b) { return RanksBefore(a, b); };
-    std::nth_element(items.begin(), items.begin() + (k - 1), items.end(), by_rank);
-    items.resize(k);
-    threshold = static_cast<int>(items[k - 1].score);
-  }
-};
 
 // Scores mask words [w_begin, w_end) of every query into `buffers` ([batch]).
 // The range is walked in tiles of `tile_words` mask words whose codes fit in
@@ -54,7 +28,7 @@ struct HammingBuffer {
 void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* codes,
                const uint32_t* mask, int64_t batch, int64_t words, int64_t num_items,
                int64_t num_words, int64_t w_begin, int64_t w_end, int64_t tile_words,
-               HammingBuffer* buffers) {
+               CandidateBuffer<int>* buffers) {
   const int bits_total = static_cast<int>(32 * words);
   std::vector<uint16_t> dist(tile_words * 32);
   std::vector<uint32_t> admit(tile_words);
@@ -95,7 +69,7 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
         }
         const uint32_t* qs = qsplit.data() + (q0 / 8) * words * 16;
         alignas(32) int32_t limits[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t j = 0; j < nq; ++j) limits[j] = bits_total - buffers[q0 + j].threshold;
+        for (int64_t j = 0; j < nq; ++j) limits[j] = bits_total - buffers[q0 + j].Threshold();
         alignas(32) int32_t d8[8];
         uint32_t hits = 0;
         for (int64_t i = 0; i < n_tile; ++i) {
@@ -107,11 +81,11 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
             hits &= hits - 1;
             const uint32_t* mrow = mask + (q0 + j) * num_words;
             if (!((mrow[item >> 5] >> (item & 31)) & 1u)) continue;
-            HammingBuffer& buf = buffers[q0 + j];
+            CandidateBuffer<int>& buf = buffers[q0 + j];
             const int score = bits_total - d8[j];
-            if (score > buf.threshold) {
+            if (score > buf.Threshold()) {
               buf.Push(score, static_cast<int32_t>(item));
-              limits[j] = bits_total - buf.threshold;
+              limits[j] = bits_total - buf.Threshold();
             }
           }
         }
@@ -121,20 +95,20 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
         if (passing[q] == 0) continue;
         const uint32_t* mrow = mask + q * num_words + t;
         for (int64_t w = 0; w < nt; ++w) pass[w] = mrow[w] & HammingValidBits(t + w, num_items);
-        HammingBuffer& buf = buffers[q];
+        CandidateBuffer<int>& buf = buffers[q];
         const uint32_t* query = queries + q * words;
         if (4 * passing[q] >= n_tile) {
           kern.distances(query, tile_codes, words, n_tile, dist.data());
           for (int64_t i = n_tile; i < nt * 32; ++i) dist[i] = kPadDistance;
           // dist < limit  <=>  score > threshold.
-          kern.admit(dist.data(), nt, bits_total - buf.threshold, admit.data());
+          kern.admit(dist.data(), nt, bits_total - buf.Threshold(), admit.data());
           for (int64_t w = 0; w < nt; ++w) {
             uint32_t bits = admit[w] & pass[w];
             while (bits != 0) {
               const int i = static_cast<int>(w * 32) + __builtin_ctz(bits);
               bits &= bits - 1;
               const int score = bits_total - dist[i];
-              if (score > buf.threshold) buf.Push(score, static_cast<int32_t>(first + i));
+              if (score > buf.Threshold()) buf.Push(score, static_cast<int32_t>(first + i));
             }
           }
         } else {
@@ -149,7 +123,7 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
           kern.distances_at(query, codes, words, index.data(), n, dist.data());
           for (int64_t j = 0; j < n; ++j) {
             const int score = bits_total - dist[j];
-            if (score > buf.threshold) buf.Push(score, index[j]);
+            if (score > buf.Threshold()) buf.Push(score, index[j]);
           }
         }
       }
@@ -160,4 +134,4 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
 }  // namespace hamming_cpu
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_QUANT_HAMMING_CPU_SCAN_H_
+#endif  // LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SCAN_H_

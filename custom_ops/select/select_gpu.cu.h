@@ -1,10 +1,10 @@
 // Block-level top-k selection over per-query candidate buffers of 64-bit keys,
-// shared by the CUDA top-k kernels (topk_gpu.cu.h: float scores;
-// quant/hamming_gpu.cu.h: matching-bit scores). Raw device pointers and a
+// shared by the CUDA top-k kernels (topk/topk_gpu.cu.h: float scores;
+// quantization/hamming_gpu.cu.h: matching-bit scores). Raw device pointers and a
 // cudaStream_t, no TensorFlow.
 //
 // Keys: every candidate is a uint64 key whose order is the rank order of
-// topk_common.h (RanksBefore: score descending, ties by smaller index), with
+// ordering.h (RanksBefore: score descending, ties by smaller index), with
 // all keys of one query distinct; the low 32 bits are ~index. How the high
 // bits encode the score is the caller's: a key codec `Codec` with
 //   __device__ static float Score(uint64_t key);
@@ -27,8 +27,8 @@
 // orders only) is flagged and the whole call reruns with segments of
 // (cap - k) rows, which cannot overflow. It synchronises the stream once, to
 // read that flag.
-#ifndef LINR_CUSTOM_OPS_TOPK_TOPK_SELECT_GPU_CU_H_
-#define LINR_CUSTOM_OPS_TOPK_TOPK_SELECT_GPU_CU_H_
+#ifndef LINR_CUSTOM_OPS_SELECT_SELECT_GPU_CU_H_
+#define LINR_CUSTOM_OPS_SELECT_SELECT_GPU_CU_H_
 
 #include <cuda_runtime.h>
 
@@ -36,7 +36,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "custom_ops/topk/topk_common.h"
+#include "custom_ops/select/ordering.h"
+#include "custom_ops/select/outputs.h"
 
 namespace linr {
 namespace select_gpu {
@@ -322,4 +323,4 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
 }  // namespace select_gpu
 }  // namespace linr
 
-#endif  // LINR_CUSTOM_OPS_TOPK_TOPK_SELECT_GPU_CU_H_
+#endif  // LINR_CUSTOM_OPS_SELECT_SELECT_GPU_CU_H_
