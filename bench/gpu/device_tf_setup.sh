@@ -1,0 +1,34 @@
+# Sourced on the GPU machine after `source .tfw/small/device_setup.sh`:
+# installs the pure-Python / cp312 wheels of .tfw/extra (tf_keras, pytest,
+# aiohttp, grpcio, tensorflow-serving-api, ...) that the machine's Python lacks
+# into /tmp/site, then builds the op library with its GPU kernels into
+# build/ops-cuda (kept while the machine stays warm) and exports
+# LINR_TF_OPS_LIBRARY. `.tfw/extra` is filled here by:
+#   pip download --no-deps --python-version 3.12 --only-binary=:all: -d .tfw/extra ...
+_extra="$(pwd)/.tfw/extra"
+if [[ -d "$_extra" && ! -f /tmp/site/.linr_tf_extra ]]; then
+  _missing=()
+  for _w in "$_extra"/*.whl; do
+    _pkg="$(basename "$_w" | cut -d- -f1)"
+    _mod="$(python3 - "$_pkg" <<'PY'
+import sys
+names = {"tf_keras": "tf_keras", "tensorflow_serving_api": "tensorflow_serving",
+         "grpcio": "grpc", "attrs": "attr", "aiohappyeyeballs": "aiohappyeyeballs"}
+print(names.get(sys.argv[1], sys.argv[1].lower()))
+PY
+)"
+    python3 -c "import $_mod" 2>/dev/null || _missing+=("$_w")
+  done
+  if (( ${#_missing[@]} )); then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "${_missing[@]}"
+  fi
+  touch /tmp/site/.linr_tf_extra
+fi
+if [[ -z "${LINR_TF_OPS_LIBRARY:-}" ]]; then
+  if [[ ! -f build/ops-cuda/_linr_ops.so || -n "${LINR_REBUILD:-}" ]]; then
+    _t0=$(date +%s)
+    bash tools/build_ops.sh build/ops-cuda --cuda || return 1
+    echo "device_tf_setup: op library built in $(( $(date +%s) - _t0 )) s"
+  fi
+  export LINR_TF_OPS_LIBRARY="$PWD/build/ops-cuda/_linr_ops.so"
+fi
