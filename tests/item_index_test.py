@@ -71,9 +71,9 @@ def test_cleared_live_bit_removes_item_and_valid_reflects_it():
   q = emb[7:8] * 10.0                    # item 7 is the clear winner
   _, top, _ = index(q, None, 1)
   assert top[0, 0].numpy() == b"i7"
-  attrs = index.attributes.numpy()
+  attrs = index.read_rows(["attributes"]).attributes.numpy().copy()   # int32 view
   attrs[7, 0] &= ~1
-  index.attributes.assign(attrs)
+  index.attributes.assign(index.layout.to_storage(["attributes"], [attrs])[0])
   assert not index.valid.numpy()[7] and index.valid.numpy().sum() == 49
   _, top, count = index(q, None, 50)
   assert b"i7" not in top[0].numpy().tolist() and int(count[0]) == 49

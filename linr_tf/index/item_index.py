@@ -227,9 +227,8 @@ class ItemIndex(tf.keras.layers.Layer):
                        f"attributes ({attributes.shape[0]}) differ in length")
     ids = tf.constant(ids.astype(str) if n else np.zeros([0], str), tf.string)
     versions = tf.constant(versions, tf.int64)
-    for var, value in zip(self.row_variables,
-                          [ids, versions, attributes]
-                          + self._encode_rows(tf.constant(embeddings))):
+    values = [ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
+    for var, value in zip(self.row_variables, self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
     for table in (self.slot_of, self.deleted):
       keys, _ = table.export()
@@ -344,7 +343,8 @@ class ItemIndex(tf.keras.layers.Layer):
       rows = tf.gather(slot, take)
       values = [tf.gather(ids, take), tf.gather(versions, take),
                 tf.gather(attributes, take)] + [tf.gather(s, take) for s in stores]
-      written = ops.write_rows(self.row_variables, rows, values,
+      written = ops.write_rows(self.row_variables, rows,
+                               self.layout.to_storage(self.layout.names, values),
                                min_rows=start + fresh)
       with tf.control_dependencies([written]):
         updates = [
@@ -377,7 +377,7 @@ class ItemIndex(tf.keras.layers.Layer):
       # slot's other rows are never read again until it is reused, and leaving
       # them spares copying the large stores while searches hold them.
       written = ops.write_rows([self.attributes], rows,
-                               [tf.zeros([tf.size(rows), self.num_words], tf.int32)],
+                               [tf.zeros([tf.size(rows), self.num_words], tf.uint32)],
                                min_rows=0)
       with tf.control_dependencies([written]):
         updates = [
@@ -409,7 +409,9 @@ class ItemIndex(tf.keras.layers.Layer):
       applied = (slot >= 0) & (versions > last)
       written = ops.write_rows(
           [self.versions, self.attributes], tf.boolean_mask(slot, applied),
-          [tf.boolean_mask(versions, applied), tf.boolean_mask(attributes, applied)],
+          self.layout.to_storage(["versions", "attributes"],
+                                 [tf.boolean_mask(versions, applied),
+                                  tf.boolean_mask(attributes, applied)]),
           min_rows=0)
       with tf.control_dependencies([written]):
         return WriteResult(tf.identity(applied),

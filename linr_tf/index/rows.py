@@ -7,7 +7,11 @@
     snapshot.attributes, snapshot.vectors
 
 `Rows` has a fixed field for every store an index can hold; a store the
-layout does not hold is `None`. `RowLayout` says which are present, their
+layout does not hold is `None`. Bit stores (attribute bitsets, 1-bit codes)
+hold int32 bit patterns but are *stored* as uint32 variables: TensorFlow keeps
+int32 variables in host memory even under `tf.device("/GPU:0")`, uint32 ones
+in GPU memory. `read` and `to_storage` convert (a zero-copy bitcast), so
+everything outside this file sees int32. `RowLayout` says which are present, their
 dtypes and row shapes, and is the single description that `ItemIndex` (its
 variables and writes), `LiveIndex` (numpy views), the update signatures (row
 specs) and snapshots read. A new store (e.g. cluster ids, several vectors per
@@ -16,6 +20,7 @@ item) is one new field here.
 
 from typing import NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from linr_tf import ops
@@ -42,11 +47,17 @@ class Rows(NamedTuple):
 
 
 class RowField(NamedTuple):
-  """A store: its `Rows` field name, dtype, row shape and the fill of new rows."""
+  """A store: its `Rows` field name, value dtype, row shape, the fill of new
+  rows and the dtype of its variable (None = the value dtype)."""
   name: str
   dtype: tf.DType
   row_shape: Tuple[int, ...]
   fill: object = 0
+  storage: Optional[tf.DType] = None
+
+  @property
+  def storage_dtype(self) -> tf.DType:
+    return self.storage or self.dtype
 
 
 class RowLayout:
@@ -69,14 +80,14 @@ class RowLayout:
     `code_words` int32 words of 1-bit codes per item (0 = none)."""
     fields = [RowField("ids", tf.string, (), ""),
               RowField("versions", tf.int64, ()),
-              RowField("attributes", tf.int32, (int(num_words),))]
+              RowField("attributes", tf.int32, (int(num_words),), storage=tf.uint32)]
     if vectors is not None:
       if vectors not in VECTOR_DTYPES:
         raise ValueError(f"vectors must be one of {sorted(VECTOR_DTYPES)} or None, "
                          f"got {vectors!r}")
       fields.append(RowField("vectors", VECTOR_DTYPES[vectors], (int(dim),)))
     if code_words:
-      fields.append(RowField("codes", tf.int32, (int(code_words),)))
+      fields.append(RowField("codes", tf.int32, (int(code_words),), storage=tf.uint32))
     return cls(fields)
 
   @property
@@ -97,7 +108,7 @@ class RowLayout:
   def make_variables(self, capacity: int = 0) -> Rows:
     """Non-trainable variables with a growable leading dimension."""
     return self.rows([
-        tf.Variable(tf.fill([capacity, *f.row_shape], tf.constant(f.fill, f.dtype)),
+        tf.Variable(tf.fill([capacity, *f.row_shape], tf.constant(f.fill, f.storage_dtype)),
                     shape=tf.TensorShape([None, *f.row_shape]), trainable=False,
                     name=f.name)
         for f in self.fields])
@@ -108,17 +119,39 @@ class RowLayout:
                       for f in self.fields])
 
   def read(self, variables: Rows, only: Sequence[str] = ()) -> Rows:
-    """One consistent snapshot (`ops.read_rows`) of all stores, or of `only`."""
+    """One consistent snapshot (`ops.read_rows`) of all stores, or of `only`,
+    in value dtypes."""
     names = [n for n in self.names if not only or n in only]
     values = ops.read_rows([getattr(variables, n) for n in names])
-    return Rows(**dict(zip(names, values)))
+    return self.from_storage(Rows(**dict(zip(names, values))))
+
+  def from_storage(self, rows: Rows) -> Rows:
+    """Stored values (uint32 bit stores) -> value dtypes; None stays None."""
+    return Rows(*(self._cast(f, v, to_storage=False) for f, v in zip(self._all(), rows)))
+
+  def to_storage(self, names: Sequence[str], values: Sequence) -> list:
+    """Values of the stores `names` -> what their variables hold."""
+    return [self._cast(self.field(n), v, to_storage=True) for n, v in zip(names, values)]
+
+  def _all(self):
+    return [self.field(n) for n in Rows._fields]
+
+  @staticmethod
+  def _cast(field, value, to_storage):
+    if value is None or field is None or field.storage is None:
+      return value
+    target = field.storage if to_storage else field.dtype
+    if isinstance(value, np.ndarray):
+      return value.view(target.as_numpy_dtype)
+    value = tf.convert_to_tensor(value)
+    return value if value.dtype == target else tf.bitcast(value, target)
 
   def bytes_per_item(self) -> dict:
     """Bytes per slot of each fixed-width store."""
     out = {}
     for f in self.fields:
       if f.dtype != tf.string:
-        size = f.dtype.size
+        size = f.storage_dtype.size
         for d in f.row_shape:
           size *= d
         out[f.name] = size

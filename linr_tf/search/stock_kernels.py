@@ -185,7 +185,8 @@ class StockKernels:
   def read(self, layout, variables, only=()):
     """Plain variable reads (a portable model is never written while served)."""
     names = [n for n in layout.names if not only or n in only]
-    return type(variables)(**{n: getattr(variables, n).read_value() for n in names})
+    return layout.from_storage(
+        type(variables)(**{n: getattr(variables, n).read_value() for n in names}))
 
   def pass_mask(self, filters, bit_keys, attributes) -> FilterMask:
     num_words = attributes.shape[1]
