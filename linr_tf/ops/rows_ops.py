@@ -22,12 +22,27 @@ tf.no_gradient("LinrReadRows")
 tf.no_gradient("LinrWriteRows")
 
 
+def _op_device(variables) -> str:
+  """Where the op runs: the device of the first non-string variable (the index
+  keeps its numeric stores together, e.g. in GPU memory), else of the first.
+
+  String variables (ids) may live on another device (TensorFlow keeps strings
+  in host memory): the GPU kernels read them there. The GPU build exempts the
+  ops from colocation with their resource inputs, so they must be placed here.
+  """
+  for v in variables:
+    if v.dtype != tf.string:
+      return v.device or ""
+  return variables[0].device or ""
+
+
 def read_rows(variables: Sequence[tf.Variable], name=None) -> List[tf.Tensor]:
   """Values of `variables`, read as one consistent snapshot."""
   variables = list(variables)
-  out = _library.load_library().linr_read_rows(
-      resources=[v.handle for v in variables],
-      dtypes=[v.dtype for v in variables], name=name)
+  with tf.device(_op_device(variables)):
+    out = _library.load_library().linr_read_rows(
+        resources=[v.handle for v in variables],
+        dtypes=[v.dtype for v in variables], name=name)
   for value, var in zip(out, variables):
     value.set_shape(var.shape)
   return list(out)
@@ -51,7 +66,8 @@ def write_rows(variables: Sequence[tf.Variable], rows, values, min_rows,
   """
   variables = list(variables)
   values = [tf.convert_to_tensor(v, var.dtype) for v, var in zip(values, variables)]
-  return _library.load_library().linr_write_rows(
-      resources=[v.handle for v in variables],
-      rows=tf.cast(rows, tf.int64), values=values,
-      min_rows=tf.cast(min_rows, tf.int64), max_wait_us=int(max_wait_us), name=name)
+  rows, min_rows = tf.cast(rows, tf.int64), tf.cast(min_rows, tf.int64)
+  with tf.device(_op_device(variables)):
+    return _library.load_library().linr_write_rows(
+        resources=[v.handle for v in variables], rows=rows, values=values,
+        min_rows=min_rows, max_wait_us=int(max_wait_us), name=name)
