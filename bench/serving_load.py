@@ -55,9 +55,10 @@ K = 10
 USERS = 1000
 
 
-def build_model(n_items: int, dim: int, seed: int = 0):
+def build_model(n_items: int, dim: int, seed: int = 0, vectors: str = "float32"):
   cfg = config_lib.load(os.path.join(REPO, "configs", "demo.json"))
-  cfg = dataclasses.replace(cfg, embedding_dim=dim, hidden_units=[64])
+  cfg = dataclasses.replace(cfg, embedding_dim=dim, hidden_units=[64],
+                            index=dataclasses.replace(cfg.index, vectors=vectors))
   rng = np.random.default_rng(seed)
   columns = {a: np.array(v)[rng.integers(0, len(v), n_items)]
              for a, v in ATTRS.items()}
@@ -180,6 +181,8 @@ def main():
   p.add_argument("--workdir", default="/tmp/linr_serving_bench")
   p.add_argument("--max_batch_size", type=int, default=32)
   p.add_argument("--batch_timeout_micros", type=int, default=2000)
+  p.add_argument("--vectors", default="float32", help="index vector dtype")
+  p.add_argument("--batching", default="off,on", help="which server modes to run")
   p.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 "serving_load.json"))
   p.add_argument("--md", default=os.path.join(REPO, "bench", "results",
@@ -189,7 +192,7 @@ def main():
   shutil.rmtree(args.workdir, ignore_errors=True)
   base = os.path.join(args.workdir, "model")
   t0 = time.time()
-  model = build_model(args.items, args.dim)
+  model = build_model(args.items, args.dim, vectors=args.vectors)
   path = export_lib.export(model, base, version=1)
   del model
   size = sum(os.path.getsize(os.path.join(d, f))
@@ -203,7 +206,7 @@ def main():
             "max_enqueued_batches { value: 1000 }\n"
             "num_batch_threads { value: 2 }\n")
   rows = []
-  for batching in (False, True):
+  for batching in [mode == "on" for mode in args.batching.split(",")]:
     server = start_server(base, batching_file if batching else None)
     try:
       for proto in ("rest", "grpc"):
