@@ -42,7 +42,13 @@ if [[ $cuda == 1 ]]; then
   nvcc_bin="$(command -v nvcc || true)"
   [[ -n "$nvcc_bin" ]] || for c in /usr/local/cuda*/bin/nvcc; do [[ -x "$c" ]] && nvcc_bin="$c" && break; done
   [[ -n "$nvcc_bin" ]] || { echo "build_ops: --cuda needs nvcc (PATH or /usr/local/cuda*/bin)" >&2; exit 1; }
-  cuda_home="$(cd "$(dirname "$nvcc_bin")/.." && pwd)"
+  # The toolkit root: $CUDA_HOME, else the first of nvcc's parent, /usr/local/cuda,
+  # /usr/local/cuda-* holding include/cuda_runtime.h (nvcc may be a wrapper).
+  cuda_home=""
+  for c in "${CUDA_HOME:-}" "$(dirname "$(readlink -f "$nvcc_bin")")/.." /usr/local/cuda /usr/local/cuda-*; do
+    [[ -n "$c" && -f "$c/include/cuda_runtime.h" ]] && cuda_home="$(cd "$c" && pwd)" && break
+  done
+  [[ -n "$cuda_home" ]] || { echo "build_ops: no CUDA toolkit (include/cuda_runtime.h) found; set CUDA_HOME" >&2; exit 1; }
   flags+=(-DGOOGLE_CUDA=1 -I"$cuda_home/include")
   link+=(-L"$cuda_home/lib64" -lcudart_static -ldl -lrt -lpthread)
 fi
