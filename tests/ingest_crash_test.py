@@ -173,13 +173,9 @@ def check_against_reference(live_index, model, work, records):
   by_features = [i for i, it in ref.items.items() if it.embedding is None]
   if by_features:   # tower embeddings of the final features, in a scratch index
     scratch = live_index.load(model)
-    feats = {n: [] for n, _ in spec.item_features}
-    for i in by_features:
-      for n, kind in spec.item_features:
-        feats[n].append(ref.items[i].features[n])
-    cols = {n: (np.array(v, np.float32) if kind == "numeric"
-                else np.array(v, dtype=object))
-            for (n, kind), v in zip(spec.item_features, feats.values())}
+    cols = {f.name: np.array([ref.items[i].features[f.name] for i in by_features],
+                             f.numpy_dtype)
+            for f in spec.item_features}
     big = np.full(len(by_features), 2**62, np.int64)
     scratch.upsert_items(np.array(by_features, dtype=object), big, cols)
     got = scratch.items()

@@ -47,7 +47,7 @@ def make_workload(n_events: int, base_ids: Sequence[str], n_new_ids: int,
   ids = list(base_ids) + [f"new{i:05d}" for i in range(n_new_ids)]
   values = _categorical_values(spec.schema)
   numeric = set(spec.schema.numeric_attributes)
-  features = dict(spec.item_features)
+  features = {f.name: f.type for f in spec.item_features}
   versions = {}
   weights = 1.0 / np.arange(1, len(ids) + 1) ** 0.6
   weights /= weights.sum()
