@@ -17,13 +17,15 @@ and loaded in this process, variables placed by the loader on the GPU).
 Anchors with the pass masks precomputed and untimed: stock TF `tf.where` +
 `top_k` and `tf.boolean_mask`/`gather` + matmul + `top_k`; PyTorch V1
 (matmul + masked_fill + topk) and V2 (nonzero + index_select + matmul +
-topk). Floor: the item bytes over the copy bandwidth measured in this run.
+topk), in their own process (bench/gpu/torch_anchors.py). Floor: the item
+bytes over the read bandwidth (a float16 sum) measured in this run.
 Writes <out>/tf_gpu.json (rows + summary) and <out>/tf_gpu.log.
 """
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,43 +84,19 @@ def make_bits(n, rng):
 
 
 def measure_floor(nbytes):
-  import torch  # pylint: disable=g-import-not-at-top
-  x = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda")
-  y = torch.empty_like(x)
-  for _ in range(3):
-    y.copy_(x)
-  torch.cuda.synchronize()
-  t0 = time.perf_counter()
-  reps = 10
-  for _ in range(reps):
-    y.copy_(x)
-  torch.cuda.synchronize()
-  bw = 2 * nbytes * reps / (time.perf_counter() - t0)   # read + write bytes/s
-  del x, y
-  torch.cuda.empty_cache()
+  """Read bandwidth (bytes/s): a float16 sum over `nbytes` on the GPU, in TF."""
+  with tf.device("/GPU:0"):
+    x = tf.Variable(tf.ones([nbytes // 2], tf.float16))
+    total = tf.function(lambda: tf.reduce_sum(x))
+    for _ in range(3):
+      total().numpy()
+    t0 = time.perf_counter()
+    reps = 10
+    for _ in range(reps):
+      total().numpy()
+    bw = nbytes * reps / (time.perf_counter() - t0)
+  del x
   return bw
-
-
-def torch_anchors(vectors_tf, masks_np, queries_np):
-  """(V1 ms, V2 ms) p50/p95 per (filter, B): masks precomputed, untimed."""
-  import torch  # pylint: disable=g-import-not-at-top
-  items = torch.utils.dlpack.from_dlpack(tf.experimental.dlpack.to_dlpack(vectors_tf))
-  out = {}
-  for (name, b), mask in masks_np.items():
-    q = torch.from_numpy(queries_np[:b]).to("cuda", torch.float16)
-    m = torch.from_numpy(mask).to("cuda")
-    def v1():
-      s = (q @ items.T).float().masked_fill_(~m, float("-inf"))
-      torch.topk(s, K, dim=1)
-      torch.cuda.synchronize()
-    def v2():
-      for i in range(b):
-        idx = torch.nonzero(m[i]).squeeze(1)
-        s = (items.index_select(0, idx) @ q[i]).float()
-        torch.topk(s, min(K, s.numel()))
-      torch.cuda.synchronize()
-    out[(name, b)] = {"v1": timed(v1), "v2": timed(v2)}
-  return out
 
 
 def op_level(vectors, bits, bit_keys, filters_by_b):
@@ -195,14 +173,25 @@ def main():
   gpus = tf.config.list_physical_devices("GPU")
   device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "CPU"
   log(f"TF {tf.__version__}, device {device}, op library {ops.load_library().__file__ if hasattr(ops.load_library(), '__file__') else ''}")
+  torch_all = {}
+  if not args.skip_torch:   # PyTorch in its own process (see bench/gpu/torch_anchors.py)
+    path = os.path.join(args.out, "torch_anchors.json")
+    rc = subprocess.call([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                       "gpu", "torch_anchors.py"),
+                          "--sizes", args.sizes, "--out", path])
+    if rc == 0:
+      with open(path) as fh:
+        torch_all = json.load(fh)
+    else:
+      log(f"torch anchors failed (rc {rc})")
   rng = np.random.default_rng(0)
   queries_np = rng.normal(size=(16, DIM)).astype(np.float32)
-  rows, extra = [], {"device": device}
+  rows, extra = [], {"device": device, "torch_anchors": "separate process, same machine and call"}
   for n in [int(x) for x in args.sizes.split(",")]:
     nbytes = n * DIM * 2
     bw = measure_floor(nbytes) if not args.skip_torch else 4.2e12
-    floor_ms = nbytes / (bw / 2) * 1e3        # one read of the items
-    log(f"n={n}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write), floor {floor_ms:.3f} ms")
+    floor_ms = nbytes / bw * 1e3               # one read of the items
+    log(f"n={n}: read bandwidth {bw / 1e12:.2f} TB/s (fp16 sum), floor {floor_ms:.3f} ms")
     schema, bits_np, (geo, region, company) = make_bits(n, rng)
     pass_np = {"high": (geo == 1) & (company == 0), "low": (geo == 1) & (region == 1)}
     with tf.device("/GPU:0"):
@@ -217,13 +206,8 @@ def main():
     log(f"n={n}: vectors on {vectors.device}, bits on {bits.device}")
     search = op_level(vectors, bits, bit_keys, None)
     where_topk, bm_topk = stock_tf(vectors, pass_tf)
-    masks = {(f, b): np.broadcast_to(pass_np[f], (b, n)).copy() for f in FILTERS for b in (1, 16)}
-    torch_ms = {}
-    if not args.skip_torch:
-      try:
-        torch_ms = torch_anchors(vectors, masks, queries_np)
-      except Exception:  # pylint: disable=broad-except
-        log("torch anchors failed:\n" + traceback.format_exc())
+    torch_ms = {(f, b): torch_all[f"{n}|{f}|{b}"] for f in FILTERS for b in (1, 16)
+                if f"{n}|{f}|{b}" in torch_all}
     sig = None
     if n <= args.signature_max_n:
       try:

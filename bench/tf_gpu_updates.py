@@ -58,6 +58,7 @@ def main():
   search = tf.function(lambda q, f: index(q, f, K))
   q = tf.constant(rng.normal(size=(1, DIM)).astype(np.float32))
   f = tf.constant(["geo = g1 AND company != c1"])
+  index.writer_lock.resource_handle   # create the mutex eagerly, outside the tf.function
   upsert = tf.function(lambda ids, v, e, a: index.upsert(ids, v, e, a))
   for _ in range(5):
     [t.numpy() for t in search(q, f)]

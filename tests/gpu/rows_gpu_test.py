@@ -1,7 +1,8 @@
 """LinrReadRows / LinrWriteRows with the index variables in GPU memory.
 
-Numeric stores (vectors float16 / float32, attributes int32, versions int64,
-codes int32) are created under tf.device("/GPU:0"); the ids (tf.string) live
+Numeric stores (vectors float16 / float32, attributes uint32, versions int64,
+codes uint32: the index's storage dtypes, since TensorFlow keeps int32
+variables in host memory) are created under tf.device("/GPU:0"); the ids (tf.string) live
 on the CPU (TensorFlow keeps strings in host memory), so one op reads and
 writes variables of two devices under their locks. Needs a CUDA build of the
 op library (tools/build_ops.sh OUT --cuda) and a GPU; skipped without a GPU.
@@ -34,9 +35,9 @@ def _make(rows, vector_dtype, seed=0):
   values = [
       np.array([f"id{j}" for j in range(rows)], object),
       rng.integers(0, 1 << 40, rows).astype(np.int64),
-      rng.integers(-2**31, 2**31 - 1, (rows, WORDS)).astype(np.int32),
+      rng.integers(0, 2**32, (rows, WORDS)).astype(np.uint32),
       rng.standard_normal((rows, DIM)).astype(vector_dtype),
-      rng.integers(-2**31, 2**31 - 1, (rows, CODE_WORDS)).astype(np.int32),
+      rng.integers(0, 2**32, (rows, CODE_WORDS)).astype(np.uint32),
   ]
   with tf.device("/CPU:0"):
     ids = tf.Variable(values[0].astype(bytes), shape=tf.TensorShape([None]), trainable=False)
@@ -107,9 +108,9 @@ def test_write_rows_scatter_growth_min_rows(vector_dtype, graph):
     m = len(rows)
     new = [np.array([f"new{rows[j]}-{min_rows}" for j in range(m)], object),
            rng.integers(0, 1 << 40, m).astype(np.int64),
-           rng.integers(-2**31, 2**31 - 1, (m, WORDS)).astype(np.int32),
+           rng.integers(0, 2**32, (m, WORDS)).astype(np.uint32),
            rng.standard_normal((m, DIM)).astype(vector_dtype),
-           rng.integers(-2**31, 2**31 - 1, (m, CODE_WORDS)).astype(np.int32)]
+           rng.integers(0, 2**32, (m, CODE_WORDS)).astype(np.uint32)]
     held = ops.read_rows(variables)
     held_values = [t.numpy() for t in held]
     tf_new = [tf.constant(new[0].astype(bytes) if m else np.zeros([0], bytes), tf.string)] + \
