@@ -2,57 +2,23 @@
 
 import http.client
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from linr_tf import demo
 
 
-class ServerProcess:
-  """`python -m serving` in a subprocess on free loopback ports."""
+class ServerProcess(demo.ServerProcess):
+  """`python -m serving` on free loopback ports (linr_tf.demo.ServerProcess),
+  plus what the tests ask of it."""
 
   def __init__(self, args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    self.proc = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--rest_port=-1", "--grpc_port=-1",
-         *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-        cwd=REPO, text=True)
-    self.lines = []
-    ready = threading.Event()
-    self.rest_port = self.grpc_port = None
-
-    def read():
-      for line in self.proc.stdout:
-        self.lines.append(line)
-        if line.startswith("LINR_SERVING_READY"):
-          parts = dict(p.split("=") for p in line.split()[1:])
-          self.rest_port = int(parts["rest"])
-          self.grpc_port = int(parts["grpc"])
-          ready.set()
-      ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(timeout) or self.rest_port is None:
-      self.stop()
-      raise RuntimeError("server did not start:\n" + "".join(self.lines[-50:]))
+    super().__init__(args, timeout_s=timeout)
 
   def alive(self) -> bool:
     return self.proc.poll() is None
 
   def log(self) -> str:
     return "".join(self.lines[-100:])
-
-  def stop(self):
-    if self.proc.poll() is None:
-      self.proc.terminate()
-      try:
-        self.proc.wait(30)
-      except subprocess.TimeoutExpired:
-        self.proc.kill()
-        self.proc.wait(30)
 
 
 def rest(port, method, path, body=None, timeout=60, headers=None):
