@@ -66,7 +66,7 @@ def build_model(n_items: int, dim: int, seed: int = 0, vectors: str = "float32")
       {a: np.array(v) for a, v in ATTRS.items()})
   vocab = {"user_id": [f"u{i}" for i in range(USERS)], "item_id": ["p0"]}
   for spec in cfg.item_features:
-    if spec.type != "numeric" and spec.name not in vocab:
+    if not spec.is_numeric and spec.name not in vocab:
       vocab[spec.name] = ATTRS.get(spec.name, ["x"])
   model = model_lib.RetrievalModel(cfg, vocab, schema.keys)
   model.query_tower({"user_id": tf.constant(["u1"])})
