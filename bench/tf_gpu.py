@@ -44,6 +44,9 @@ for _gpu in tf.config.list_physical_devices("GPU"):
 from linr_tf import ops  # noqa: E402
 from linr_tf.attributes import AttributeSchema, compile_filters  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import timed  # noqa: E402
+
 DIM, K = 128, 2000
 GEO, REGION = [f"g{i}" for i in range(9)], [f"r{i}" for i in range(20)]
 FILTERS = {"high": "geo = g1 AND company != c1", "low": "geo = g1 AND region = r1"}
@@ -53,17 +56,6 @@ KEYS = (["__live__"] + [f"company={c}" for c in ("c0", "c1")] + [f"geo={g}" for 
 
 def log(*a):
   print(*a, flush=True)
-
-
-def timed(fn, warmup=3, iters=20):
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(iters):
-    t0 = time.perf_counter()
-    fn()
-    times.append((time.perf_counter() - t0) * 1e3)
-  return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
 def make_bits(n, rng):
