@@ -3,8 +3,8 @@
 # aiohttp, grpcio, tensorflow-serving-api, ...) that the machine's Python lacks
 # into /tmp/site, then builds the op library with its GPU kernels into
 # build/ops-cuda (kept while the machine stays warm) and exports
-# LINR_TF_OPS_LIBRARY. `.tfw/extra` is filled here by:
-#   pip download --no-deps --python-version 3.12 --only-binary=:all: -d .tfw/extra ...
+# LINR_TF_OPS_LIBRARY. `.tfw/extra` is filled on the CPU machine by
+#   bash bench/gpu/prepare_extra.sh
 _extra="$(pwd)/.tfw/extra"
 if [[ -d "$_extra" && ! -f /tmp/site/.linr_tf_extra ]]; then
   _missing=()
