@@ -60,7 +60,10 @@ def main():
       "worst_ratio_vs_torch": max(r["ours_p50_ms"] / r["torch_best_ms"]
                                   for r in rows if r["torch_best_ms"]),
       "serving_qps_c64": None, "serving_p99_ms_c64": None, "serving_errors": None,
-      "p95_regression_1k_upserts": updates["summary"]["p95_regression_1k_upserts"],
+      # The 1k/s cell reached only ~120 upserts/s (its window held the first
+      # trace of the upsert function): no 1k/s figure was measured.
+      "p95_regression_1k_upserts": None,
+      "p95_regression_10k_upserts": _regression(updates["rows"], 10_000),
       "gpu_tests_passed": int(tests.group(1)), "gpu_tests_failed": int(tests.group(2)),
   }
   out = {"device": "NVIDIA H200 (143,771 MiB), TF 2.21.0, CUDA build of the op library",
@@ -77,6 +80,16 @@ def main():
     json.dump(out, fh, indent=1)
   print(json.dumps(summary, indent=1))
   plot(rows)
+
+
+def _regression(rows, rate):
+  """p95 at `rate` upserts/s over p95 without upserts, minus 1 (None if that
+  cell did not reach 90 % of its rate)."""
+  base = next(r["p95_ms"] for r in rows if r["upserts_per_s"] == 0)
+  cell = next((r for r in rows if r["upserts_per_s"] == rate), None)
+  if cell is None or cell["achieved_upserts_per_s"] < 0.9 * rate:
+    return None
+  return cell["p95_ms"] / base - 1
 
 
 def plot(rows):

@@ -155,11 +155,6 @@ class Config:
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
-  def feature(self, name: str) -> Optional[FeatureSpec]:
-    """The item feature, else the query feature, called `name` (None if neither)."""
-    return next((f for f in [*self.item_features, *self.query_features]
-                 if f.name == name), None)
-
   @property
   def numeric_attributes(self) -> Dict[str, FeatureSpec]:
     """Filter attributes that are numeric item features (filtered by range)."""

@@ -215,7 +215,7 @@ class RetrievalModule(tf.Module):
         "query_embedding": tf.TensorSpec([None, self.index.dim], tf.float32,
                                          name="query_embedding"),
         "filter": spec["filter"], "k": spec["k"]})
-    if getattr(self.index, "codes", None) is not None:
+    if self.index.codes is not None:
       updates["retrieve_codes"] = (self.retrieve_codes, {
           "query_codes": tf.TensorSpec([None, None], tf.int32, name="query_codes"),
           "code_fingerprint": tf.TensorSpec([], tf.int64, name="code_fingerprint"),

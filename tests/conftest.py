@@ -54,3 +54,11 @@ def train_small(cfg, catalog, log):
   model.fit(train_ds, epochs=1, verbose=0)
   model.build_index(catalog)
   return model, catalog, cfg
+
+
+def run_search(fn, users, filters, k, **kw):
+  """Calls a search signature `fn` with user ids, filter strings and k; numpy outputs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = fn(user_id=tf.constant(users), filter=tf.constant(filters),
+           k=tf.constant(k, tf.int32), **kw)
+  return {n: v.numpy() for n, v in out.items()}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 import linr_tf
 from linr_tf import export as export_lib
 from linr_tf import export_portable
@@ -29,10 +30,7 @@ def paths(trained, tmp_path_factory):
   return fast, portable
 
 
-def _run(fn, users, filters, k, **kw):
-  out = fn(user_id=tf.constant(users), filter=tf.constant(filters),
-           k=tf.constant(k, tf.int32), **kw)
-  return {n: v.numpy() for n, v in out.items()}
+_run = conftest.run_search
 
 
 @pytest.mark.parametrize("k", [1, 10, 100, 5000 // 5])

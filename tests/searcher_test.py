@@ -36,10 +36,7 @@ def exports(request, feed, tmp_path_factory):
   return request.param, model, fast, portable
 
 
-def _run(fn, users, filters, k, **kw):
-  out = fn(user_id=tf.constant(users), filter=tf.constant(filters),
-           k=tf.constant(k, tf.int32), **kw)
-  return {n: v.numpy() for n, v in out.items()}
+_run = conftest.run_search
 
 
 def test_searcher_is_chosen_once_from_the_config(exports):

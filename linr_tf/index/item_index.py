@@ -110,12 +110,9 @@ class ItemIndex(tf.keras.layers.Layer):
     self.num_words = schema.num_words
     if quantizer is not None and quantizer.dim != self.dim:
       raise ValueError(f"quantizer dim {quantizer.dim} != index dim {self.dim}")
-    self.vector_dtype = vectors
     self.quantizer = quantizer
-    self.rerank_factor = int(rerank_factor)
     # Chosen once: ExactSearch, HammingSearch or RefineSearch (checks the args).
     self.searcher = search_lib.make_searcher(vectors, quantizer, rerank_factor)
-    self.kernels = search_lib.CustomOpKernels()
     self.layout = RowLayout.for_index(self.dim, self.num_words, vectors,
                                       quantizer.num_words if quantizer else 0)
     # One attribute per store (checkpoint names "ids", "vectors", ...).
@@ -149,13 +146,13 @@ class ItemIndex(tf.keras.layers.Layer):
     return self.rows.present()
 
   @property
-  def supports_updates(self) -> bool:
-    return self.kernels.supports_updates
+  def kernels(self):
+    """The searcher's kernel set (`CustomOpKernels`)."""
+    return self.searcher.kernels
 
   @property
-  def strategies(self) -> Tuple[str, ...]:
-    """Filter strategies this index's searcher accepts."""
-    return self.searcher.strategies
+  def supports_updates(self) -> bool:
+    return self.kernels.supports_updates
 
   def read_rows(self, only: Sequence[str] = ()) -> Rows:
     """One consistent snapshot of the row stores (all, or those in `only`)."""
@@ -249,8 +246,10 @@ class ItemIndex(tf.keras.layers.Layer):
     one the searcher does not support (`strategies`) is a ValueError.
     `snapshot`: a `read_rows()` (read here when None).
     """
-    return search_slots(self.searcher, snapshot or self.read_rows(), self.bit_keys,
-                        queries, filters, k, strategy)
+    if snapshot is None:
+      snapshot = self.read_rows()
+    return search_slots(self.searcher, snapshot, self.bit_keys, queries, filters, k,
+                        strategy)
 
   def search_codes(self, query_codes, fingerprint, filters: Optional[tf.Tensor], k
                    ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -11,8 +11,8 @@ A thin numpy front end over the model's update signatures (`upsert_items`,
 and its index state. Writes are checked here first (lengths, unique ids, NaN,
 embedding width, unknown attribute values) so that a bad batch is rejected
 with a ValueError naming the problem before anything is applied
-(`linr_tf/index/checks.py`); the model checks again in-graph. Writes and snapshots are serialized by a lock, so a
-snapshot always covers whole batches.
+(`linr_tf/index/checks.py`); the model checks again in-graph. Writes and
+snapshots are serialized by a lock, so a snapshot always covers whole batches.
 """
 
 import json
@@ -164,7 +164,7 @@ class LiveIndex:
   def items(self) -> Dict[str, Tuple[int, np.ndarray, np.ndarray]]:
     """Live items: id -> (version, embedding float32 [dim], attributes int32 [W])."""
     snap = self.layout.read(self.rows)
-    ids, versions, attrs = (t.numpy() for t in snap[:3])
+    ids, versions, attrs = (t.numpy() for t in (snap.ids, snap.versions, snap.attributes))
     vectors = snap.vectors.numpy() if snap.vectors is not None else None
     out = {}
     for slot in np.flatnonzero(attributes_lib.is_live(attrs)):

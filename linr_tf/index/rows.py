@@ -13,8 +13,8 @@ int32 variables in host memory even under `tf.device("/GPU:0")`, uint32 ones
 in GPU memory. `read` and `to_storage` convert (a zero-copy bitcast), so
 everything outside this file sees int32. `RowLayout` says which are present, their
 dtypes and row shapes, and is the single description that `ItemIndex` (its
-variables and writes), `LiveIndex` (numpy views), the update signatures (row
-specs) and snapshots read. A new store (e.g. cluster ids, several vectors per
+variables, reads and writes), `LiveIndex` (numpy views), the portable index
+and snapshots read. A new store (e.g. cluster ids, several vectors per
 item) is one new field here.
 """
 
@@ -112,11 +112,6 @@ class RowLayout:
                     shape=tf.TensorShape([None, *f.row_shape]), trainable=False,
                     name=f.name)
         for f in self.fields])
-
-  def specs(self) -> Rows:
-    """`tf.TensorSpec` [None, *row_shape] of every store."""
-    return self.rows([tf.TensorSpec([None, *f.row_shape], f.dtype, name=f.name)
-                      for f in self.fields])
 
   def read(self, variables: Rows, only: Sequence[str] = ()) -> Rows:
     """One consistent snapshot (`ops.read_rows`) of all stores, or of `only`,

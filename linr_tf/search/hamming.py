@@ -31,10 +31,14 @@ class HammingSearch(Searcher):
     """Top-k by matching bits for packed int32 [B, m/32] `query_codes`."""
     return self.kernels.hamming_top_k(query_codes, rows.codes, passing, k)
 
-  def search(self, queries, rows, passing, k, strategy: str = "auto") -> MaskedTopK:
+  def candidates(self, queries, rows, passing, k, strategy: str = "auto") -> MaskedTopK:
+    """Top-k by matching bits (the cosine estimate is monotone in them)."""
     self.check_strategy(strategy)
-    found = self.match(self.quantizer.encode(tf.convert_to_tensor(queries, tf.float32)),
-                       rows, passing, k)
+    return self.match(self.quantizer.encode(tf.convert_to_tensor(queries, tf.float32)),
+                      rows, passing, k)
+
+  def search(self, queries, rows, passing, k, strategy: str = "auto") -> MaskedTopK:
+    found = self.candidates(queries, rows, passing, k, strategy)
     scores = tf.where(found.indices >= 0, self.quantizer.estimate_cosine(found.scores),
                       found.scores)
     return MaskedTopK(scores, found.indices, found.count)

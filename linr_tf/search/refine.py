@@ -68,6 +68,6 @@ class RefineSearch(Searcher):
 
   def search(self, queries, rows, passing, k, strategy: str = "auto") -> MaskedTopK:
     self.check_strategy(strategy)
-    candidates = self.coarse.search(queries, rows, passing, self.rerank_factor * k,
-                                    strategy)
+    candidates = self.coarse.candidates(queries, rows, passing, self.rerank_factor * k,
+                                        strategy)
     return rerank(queries, rows.vectors, candidates, k)

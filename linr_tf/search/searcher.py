@@ -53,6 +53,11 @@ class Searcher:
     """Top-k slots for float32 [B, d] `queries` among `passing` rows."""
     raise NotImplementedError
 
+  def candidates(self, queries, rows, passing, k, strategy: str = "auto") -> MaskedTopK:
+    """Top-k slots as a first stage (`RefineSearch`): only the order and
+    indices matter, so a searcher may skip turning its scores into estimates."""
+    return self.search(queries, rows, passing, k, strategy)
+
   def describe(self) -> str:
     return type(self).__name__
 
