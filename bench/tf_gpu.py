@@ -45,6 +45,7 @@ from linr_tf import ops  # noqa: E402
 from linr_tf.attributes import AttributeSchema, compile_filters  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tf_profile import profile  # noqa: E402
 from timing import timed  # noqa: E402
 
 DIM, K = 128, 2000
@@ -160,6 +161,8 @@ def main():
   p.add_argument("--signature_max_n", type=int, default=15_500_000)
   p.add_argument("--scratch", default="/tmp")
   p.add_argument("--skip_torch", action="store_true")
+  p.add_argument("--profile", action="store_true",
+                 help="also record TF profiler summaries (host ops, GPU kernels) per cell")
   args = p.parse_args()
   os.makedirs(args.out, exist_ok=True)
   gpus = tf.config.list_physical_devices("GPU")
@@ -229,6 +232,9 @@ def main():
                     torch_best_ms=torch_best)
         rows.append(dict(base, level="op", ours_p50_ms=ours[0], ours_p95_ms=ours[1]))
         log(json.dumps(rows[-1]))
+        if args.profile:
+          extra.setdefault("profile", {})[f"op|{n}|{fname}|{b}"] = profile(
+              lambda: [t.numpy() for t in search(q, f)], logdir=tempfile.mkdtemp(dir=args.scratch))
         if sig is not None:
           call = lambda: [v.numpy() for v in sig(query_embedding=q, filter=f,
                                                   k=tf.constant(K)).values()]
@@ -236,6 +242,9 @@ def main():
             s50, s95 = timed(call)
             rows.append(dict(base, level="signature", ours_p50_ms=s50, ours_p95_ms=s95))
             log(json.dumps(rows[-1]))
+            if args.profile:
+              extra.setdefault("profile", {})[f"signature|{n}|{fname}|{b}"] = profile(
+                  call, logdir=tempfile.mkdtemp(dir=args.scratch))
           except Exception:  # pylint: disable=broad-except
             log(f"signature {fname} B={b} failed:\n" + traceback.format_exc()[-1500:])
             sig = None

@@ -32,3 +32,14 @@ if [[ -z "${LINR_TF_OPS_LIBRARY:-}" ]]; then
   fi
   export LINR_TF_OPS_LIBRARY="$PWD/build/ops-cuda/_linr_ops.so"
 fi
+# LINR_TF_CUPTI=1: let TF's profiler (bench/tf_profile.py) record GPU kernels.
+# TF 2.21 loads libcupti.so.12; the machine has CUDA 13's CUPTI (a C API, used
+# here only for activity records): a link under that name, tried as is.
+if [[ -n "${LINR_TF_CUPTI:-}" ]]; then
+  _cupti="$(ls /usr/local/cuda*/extras/CUPTI/lib64/libcupti.so.* /usr/local/cuda*/lib64/libcupti.so.* 2>/dev/null | head -n 1)"
+  if [[ -n "$_cupti" ]]; then
+    mkdir -p /tmp/cupti-shim && ln -sf "$_cupti" /tmp/cupti-shim/libcupti.so.12
+    export LD_LIBRARY_PATH="/tmp/cupti-shim:${LD_LIBRARY_PATH:-}"
+    echo "device_tf_setup: libcupti.so.12 -> $_cupti"
+  fi
+fi

@@ -33,6 +33,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -51,7 +52,8 @@ inline size_t AlignUp(size_t x) { return (x + 255) & ~static_cast<size_t>(255); 
 
 // Keys per query buffer for k survivors.
 inline int64_t CandidateCapacity(int64_t k) {
-  const int64_t cap = std::max<int64_t>(8 * k, 32768);
+  // Large enough that segments grow ~15x (few prunes), see RunSegmentedSelect.
+  const int64_t cap = std::max<int64_t>(16 * k, 65536);
   return (cap + 1023) / 1024 * 1024;
 }
 
@@ -106,29 +108,51 @@ inline SelectState<Count> SelectStateAt(void* workspace, const SelectLayout& l) 
 // most kSelectThreads).
 
 // k-th largest key (1-based) among data[0, n) (n >= k >= 1), by an 8-bit-digit
-// radix select from the top byte down.
+// radix select from the top byte down. Each warp counts into its own
+// histogram, lanes holding the same digit add once (__match_any_sync): keys of
+// close scores share their top digits, and one shared histogram would
+// serialise on those bins. Stops as soon as the chosen digit's bin holds
+// exactly the keys still needed: the k-th is then the smallest key of that
+// bin (usually after two or three digits instead of eight).
 __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64_t k) {
-  __shared__ uint32_t hist[256];
+  __shared__ uint32_t hist[kSelectThreads / 32][256];
   __shared__ uint32_t digit_s;
   __shared__ int64_t need_s;
+  __shared__ int exact_s;
+  __shared__ unsigned long long min_s;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nw = blockDim.x >> 5;
   uint64_t prefix = 0, known = 0;
   int64_t need = k;
   for (int shift = 56; shift >= 0; shift -= 8) {
-    for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0u;
+    for (int i = threadIdx.x; i < nw * 256; i += blockDim.x) (&hist[0][0])[i] = 0u;
+    if (threadIdx.x == 0) {
+      exact_s = 0;
+      min_s = ~0ull;
+    }
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const uint64_t v = data[i];
-      if ((v & known) == prefix) atomicAdd(&hist[(v >> shift) & 255u], 1u);
+    for (int64_t c = 0; c < n; c += blockDim.x) {  // uniform trip count: whole warps
+      const int64_t i = c + threadIdx.x;
+      const uint64_t v = i < n ? data[i] : 0;
+      const bool in = i < n && (v & known) == prefix;
+      const uint32_t bin = in ? static_cast<uint32_t>((v >> shift) & 255u) : 256u + lane;
+      const uint32_t same = __match_any_sync(0xffffffffu, bin);
+      if (in && lane == __ffs(same) - 1) atomicAdd(&hist[warp][bin], __popc(same));
+    }
+    __syncthreads();
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) {  // column b is this thread's
+      uint32_t total = 0;
+      for (int w = 0; w < nw; ++w) total += hist[w][b];
+      hist[0][b] = total;
     }
     __syncthreads();
     if (threadIdx.x < 32) {
       // Lane L owns digits 255 - 8L down to 248 - 8L (descending order).
-      const int lane = threadIdx.x;
       uint32_t h[8];
       uint32_t sum = 0;
 #pragma unroll
       for (int t = 0; t < 8; ++t) {
-        h[t] = hist[255 - 8 * lane - t];
+        h[t] = hist[0][255 - 8 * lane - t];
         sum += h[t];
       }
       uint32_t incl = sum;
@@ -144,6 +168,7 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
           if (before + h[t] >= need) {
             digit_s = static_cast<uint32_t>(255 - 8 * lane - t);
             need_s = need - before;
+            exact_s = before + h[t] == need;
             break;
           }
           before += h[t];
@@ -154,6 +179,22 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
     prefix |= static_cast<uint64_t>(digit_s) << shift;
     known |= static_cast<uint64_t>(255) << shift;
     need = need_s;
+    if (exact_s) {  // every key of this bin is needed: the k-th is their minimum
+      unsigned long long lo = ~0ull;
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const uint64_t v = data[i];
+        if ((v & known) == prefix && v < lo) lo = v;
+      }
+      for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long u = __shfl_xor_sync(0xffffffffu, lo, o);
+        lo = u < lo ? u : lo;
+      }
+      if (lane == 0) atomicMin(&min_s, lo);
+      __syncthreads();
+      const uint64_t kth = min_s;
+      __syncthreads();
+      return kth;
+    }
     __syncthreads();
   }
   return prefix;
@@ -295,7 +336,10 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
     // a safe segment adds at most cap - k rows to k survivors.
     const int64_t first = std::max<int64_t>(1, st.cap / 32);
     const int64_t safe_seg = std::max<int64_t>(1, (st.cap - k_eff) / 32);
-    const int64_t growth = std::max<int64_t>(2, (st.cap - k_eff) / (2 * k_eff));
+    // For rows in random order, a segment that multiplies the rows seen by g
+    // admits about k ln g keys; g = exp((cap - k) / 2k) fills half the room.
+    const double log_growth = std::min(20.0, static_cast<double>(st.cap - k_eff) / (2.0 * k_eff));
+    const int64_t growth = std::max<int64_t>(2, static_cast<int64_t>(std::exp(log_growth)));
     int64_t begin = 0, seg = first;
     while (begin < units) {
       const int64_t end = std::min(units, begin + seg);
@@ -307,7 +351,8 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
               out.count);
       if ((err = cudaGetLastError()) != cudaSuccess) return err;
       begin = end;
-      seg = safe ? safe_seg : std::max<int64_t>(1, end * growth);
+      seg = safe ? safe_seg
+                 : (end > units / growth ? units - end : std::max<int64_t>(1, end * (growth - 1)));
     }
     int32_t overflow = 0;
     if ((err = cudaMemcpyAsync(&overflow, st.flags, sizeof(int32_t), cudaMemcpyDeviceToHost,

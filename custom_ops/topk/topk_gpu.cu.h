@@ -7,7 +7,11 @@
 //              wants are not loaded.
 //   prefilter: the union of the passing ids of all queries is compacted first
 //              (popcount + prefix sum over the OR of the mask words), then only
-//              those rows are gathered.
+//              those rows are gathered. When the union holds more than
+//              `max_union` ids, the compaction stops after counting and the
+//              scan streams every tile as the masked op does: the choice is
+//              made on the device, from the count, so the host never waits
+//              for it.
 // Each streamed row is scored against a group of up to 64 queries at once
 // (items read once per group). fp16 items with d % 32 == 0 and d <= 512 use
 // tensor cores (mma.sync m16n8k16, fp32 accumulate); the fp32 query is split
@@ -153,6 +157,7 @@ struct ScanArgs {
   int64_t tile_begin, tile_end;  // segment, in 32-row (or 32-position) tiles
   const int32_t* ids;            // prefilter: compacted row ids
   const int64_t* total;          // prefilter: number of ids
+  int64_t max_union;             // prefilter: above this many ids, stream all tiles
   uint64_t* buf;
   const uint64_t* thr;
   int32_t* cnt;
@@ -214,12 +219,23 @@ __device__ __forceinline__ void Offer(const ScanArgs& a, int64_t q, float score,
 }
 
 // Row id of `lane` in tile `tile`, -1 when none.
-template <bool kPrefilter>
 __device__ __forceinline__ int64_t TileRow(const ScanArgs& a, int64_t tile, int64_t total,
-                                           int lane) {
+                                           int lane, bool by_ids) {
   const int64_t pos = tile * 32 + lane;
-  if (kPrefilter) return pos < total ? static_cast<int64_t>(__ldg(a.ids + pos)) : -1;
+  if (by_ids) return pos < total ? static_cast<int64_t>(__ldg(a.ids + pos)) : -1;
   return pos < a.num_items ? pos : -1;
+}
+
+// Whether a prefilter scan visits the compacted ids (else every tile), and how
+// many rows / ids it visits.
+template <bool kPrefilter>
+__device__ __forceinline__ bool ScanByIds(const ScanArgs& a, int64_t* total) {
+  *total = a.num_items;
+  if (!kPrefilter) return false;
+  const int64_t t = *a.total;
+  if (t > a.max_union) return false;
+  *total = t;
+  return true;
 }
 
 // Tensor-core scan: fp16 items, dim % 32 == 0, dim <= 512. NT = n-tiles of 8 queries.
@@ -236,8 +252,8 @@ __global__ void __launch_bounds__(kScanWarps * 32, NT >= 8 ? 1 : 2)
   const int64_t q0 = static_cast<int64_t>(blockIdx.y) * kQueryGroup;
   const int nq = static_cast<int>(min(static_cast<int64_t>(NT * 8), a.batch - q0));
   const int nc = static_cast<int>(a.dim / 32);
-  int64_t total = a.num_items;
-  if (kPrefilter) total = *a.total;
+  int64_t total = 0;
+  const bool by_ids = ScanByIds<kPrefilter>(a, &total);
   const int64_t tiles_all = (total + 31) / 32;
   const int64_t t_end = min(a.tile_end, tiles_all);
   if (a.tile_begin >= t_end) return;
@@ -280,14 +296,14 @@ __global__ void __launch_bounds__(kScanWarps * 32, NT >= 8 ? 1 : 2)
   // Masked: a warp takes chunks of up to 32 consecutive tiles and finds the
   // non-empty ones with one coalesced load of mask words per query (ballot).
   const int64_t nwarps = static_cast<int64_t>(gridDim.x) * kScanWarps;
-  const int cw = kPrefilter ? 1
-                            : static_cast<int>(max(static_cast<int64_t>(1),
-                                                   min(static_cast<int64_t>(32),
-                                                       (t_end - a.tile_begin) / nwarps)));
+  const int cw = by_ids ? 1
+                        : static_cast<int>(max(static_cast<int64_t>(1),
+                                               min(static_cast<int64_t>(32),
+                                                   (t_end - a.tile_begin) / nwarps)));
   for (int64_t c0 = a.tile_begin + (static_cast<int64_t>(blockIdx.x) * kScanWarps + warp) * cw;
        c0 < t_end; c0 += nwarps * cw) {
    uint32_t live = 1u;
-   if (!kPrefilter) {
+   if (!by_ids) {
      const int64_t t = c0 + lane;
      bool nz = false;
      if (lane < cw && t < t_end) {
@@ -298,8 +314,8 @@ __global__ void __launch_bounds__(kScanWarps * 32, NT >= 8 ? 1 : 2)
    while (live != 0u) {
     const int64_t tile = c0 + (__ffs(live) - 1);
     live &= live - 1u;
-    const int64_t myrow = TileRow<kPrefilter>(a, tile, total, lane);
-    const uint64_t rq = RowQueryBits(a, q0, nq, myrow, !kPrefilter);
+    const int64_t myrow = TileRow(a, tile, total, lane, by_ids);
+    const uint64_t rq = RowQueryBits(a, q0, nq, myrow, !by_ids);
     if (!__any_sync(0xffffffffu, rq != 0)) continue;
     // Rows of this thread's fragments: r = mt*16 + h*8 + g.
     int64_t rrow[2][2];
@@ -400,8 +416,8 @@ __global__ void __launch_bounds__(kScanWarps * 32)
   const int warp = threadIdx.x >> 5;
   const int64_t q0 = static_cast<int64_t>(blockIdx.y) * kQueryGroup;
   const int nq = static_cast<int>(min(static_cast<int64_t>(kQueryGroup), a.batch - q0));
-  int64_t total = a.num_items;
-  if (kPrefilter) total = *a.total;
+  int64_t total = 0;
+  const bool by_ids = ScanByIds<kPrefilter>(a, &total);
   const int64_t t_end = min(a.tile_end, (total + 31) / 32);
   if (a.tile_begin >= t_end) return;
   for (int64_t i = threadIdx.x; i < nq * a.dim; i += blockDim.x) smem_f[i] = a.queries[q0 * a.dim + i];
@@ -411,8 +427,8 @@ __global__ void __launch_bounds__(kScanWarps * 32)
   const int64_t wstride = static_cast<int64_t>(gridDim.x) * kScanWarps;
   for (int64_t tile = a.tile_begin + static_cast<int64_t>(blockIdx.x) * kScanWarps + warp;
        tile < t_end; tile += wstride) {
-    const int64_t row = TileRow<kPrefilter>(a, tile, total, lane);
-    const uint64_t rq = RowQueryBits(a, q0, nq, row, !kPrefilter);
+    const int64_t row = TileRow(a, tile, total, lane, by_ids);
+    const uint64_t rq = RowQueryBits(a, q0, nq, row, !by_ids);
     if (!__any_sync(0xffffffffu, rq != 0)) continue;
     if (rq == 0) continue;
     float acc[kQueryGroup];
@@ -486,8 +502,10 @@ __global__ void __launch_bounds__(1024) ScanSumsKernel(int64_t* sums, int64_t bl
 }
 
 __global__ void WriteIdsKernel(const uint32_t* __restrict__ uni, int64_t words,
-                               const int64_t* __restrict__ sums, int32_t* __restrict__ ids) {
+                               const int64_t* __restrict__ sums, const int64_t* __restrict__ total,
+                               int64_t max_union, int32_t* __restrict__ ids) {
   __shared__ int32_t warp_tot[32];
+  if (*total > max_union) return;  // the scan streams all tiles instead
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   const int64_t base = static_cast<int64_t>(blockIdx.x) * kUnionWordsPerBlock;
   int64_t offset = sums[blockIdx.x];
@@ -561,13 +579,15 @@ cudaError_t LaunchScanOnStream(const ScanArgs& args, int sms, int64_t groups, bo
 // memory except none; `workspace` holds TopKWorkspaceBytes(...) bytes.
 // Outputs: scores [B, k], indices [B, k], count [B]. Returns
 // cudaErrorInvalidValue for min(k, N) > kMaxK or unsupported shapes.
-// `allow_sync`: when true (default), checks for candidate-buffer overflow at
-// the end (one stream synchronisation) and reruns in safe mode if needed.
+// Checks for candidate-buffer overflow at the end (one stream
+// synchronisation) and reruns in safe mode if needed. With `prefilter`, the
+// rows are gathered by compacted id when at most max_union_rate * num_items
+// pass some query of the batch, else streamed (decided on the device).
 template <typename T>
 cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask, int64_t batch,
                        int64_t num_items, int64_t dim, int64_t k, bool prefilter, void* workspace,
                        size_t workspace_bytes, float* out_scores, int32_t* out_idx,
-                       int32_t* out_count, cudaStream_t stream) {
+                       int32_t* out_count, cudaStream_t stream, float max_union_rate = 1.0f) {
   if (batch <= 0 || k <= 0) return k <= 0 ? cudaErrorInvalidValue : cudaSuccess;
   const int64_t k_eff = std::min(k, num_items);
   const TopKOutputs out{out_scores, out_idx, out_count};
@@ -597,6 +617,8 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
   args.mask_words = words;
   args.ids = nullptr;
   args.total = nullptr;
+  args.max_union = static_cast<int64_t>(static_cast<double>(max_union_rate) *
+                                        static_cast<double>(num_items));
   args.buf = st.buf;
   args.thr = st.thr;
   args.cnt = st.cnt;
@@ -611,7 +633,8 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
     const int64_t blocks = (words + kUnionWordsPerBlock - 1) / kUnionWordsPerBlock;
     UnionCountKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(mask, batch, words, uni, sums);
     ScanSumsKernel<<<1, 1024, 0, stream>>>(sums, blocks, total);
-    WriteIdsKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(uni, words, sums, ids);
+    WriteIdsKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(uni, words, sums, total,
+                                                                      args.max_union, ids);
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
     args.ids = ids;
     args.total = total;

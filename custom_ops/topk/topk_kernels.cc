@@ -10,7 +10,9 @@
 //   LinrPrefilterTopK first compacts the ids passing at least one query of the
 //                     task (the union, with ctz over the mask words) together
 //                     with per-query pass bitstreams (parallel bit extract),
-//                     then gathers and scores only those rows.
+//                     then gathers and scores only those rows; a chunk of
+//                     words where more than `max_union_rate` of the items
+//                     pass is streamed as by LinrMaskedTopK instead.
 // Work is split into tasks of (item range x block of queries) on TF's intra-op
 // thread pool; each task scores groups of 4 items against blocks of 4 queries
 // with the tile kernels of topk_cpu.h (AVX2 or portable, bit-identical) and
@@ -177,7 +179,7 @@ struct TopKFunctor<CPUDevice, T, kStrategy> {
       if (w_begin >= w_end || blk_begin >= blk_end) return;
       RunTask(isa, queries_padded.data(), item_data, mask_data, batch, dim, dim_padded,
               num_items, num_words, k, w_begin, w_end, blk_begin, blk_end,
-              partial.data() + shard * batch);
+              a.max_union_rate, partial.data() + shard * batch);
     };
     const int64_t num_tasks = item_shards * block_groups;
     const int64_t task_cost = std::max<int64_t>(
@@ -191,11 +193,12 @@ struct TopKFunctor<CPUDevice, T, kStrategy> {
 
  private:
   // Scores items of mask words [w_begin, w_end) for query blocks
-  // [blk_begin, blk_end); writes the best <= k per query to out[q].
+  // [blk_begin, blk_end); writes the best <= k per query to out[q]. Prefilter:
+  // a chunk where more than max_union_rate of the items pass is streamed.
   static void RunTask(cpu::Isa isa, const float* queries_padded, const T* item_data,
                       const uint32_t* mask_data, int64_t batch, int64_t dim, int64_t dim_padded,
                       int64_t num_items, int64_t num_words, int64_t k, int64_t w_begin,
-                      int64_t w_end, int64_t blk_begin, int64_t blk_end,
+                      int64_t w_end, int64_t blk_begin, int64_t blk_end, float max_union_rate,
                       std::vector<ScoredItem>* out) {
     const int64_t nb = blk_end - blk_begin;
     const int64_t q_begin = blk_begin * cpu::kQueryBlock;
@@ -311,7 +314,18 @@ struct TopKFunctor<CPUDevice, T, kStrategy> {
       }
       if (c_end == num_words) unions[cw - 1] &= ValidBits(c_end - 1, num_items);
 
-      if (kStrategy == TopKStrategy::kMask) {
+      // Prefilter: positions of each word's ids in the compacted list.
+      int64_t total = 0;
+      if (kStrategy == TopKStrategy::kPrefilter) {
+        offsets.resize(cw);
+        for (int64_t w = 0; w < cw; ++w) {
+          offsets[w] = total;
+          total += Popcount(unions[w]);
+        }
+      }
+      const int64_t chunk_items = std::min(num_items, c_end * 32) - c_begin * 32;
+      if (kStrategy == TopKStrategy::kMask ||
+          static_cast<double>(total) > max_union_rate * static_cast<double>(chunk_items)) {
         for (int64_t w = c_begin; w < c_end; ++w) {
           const uint32_t any = unions[w - c_begin];
           if (any == 0) continue;
@@ -324,13 +338,6 @@ struct TopKFunctor<CPUDevice, T, kStrategy> {
           score_unit(n, any);
         }
         continue;
-      }
-      // Prefilter: positions of each word's ids in the compacted list.
-      offsets.resize(cw);
-      int64_t total = 0;
-      for (int64_t w = 0; w < cw; ++w) {
-        offsets[w] = total;
-        total += Popcount(unions[w]);
       }
       if (total == 0) continue;
       // Compact ids, then per-query pass bitstreams aligned with them.
@@ -398,7 +405,14 @@ namespace {
 template <typename Device, typename T, TopKStrategy kStrategy>
 class TopKOp : public OpKernel {
  public:
-  explicit TopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit TopKOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    if (kStrategy == TopKStrategy::kPrefilter) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("max_union_rate", &max_union_rate_));
+      OP_REQUIRES(ctx, max_union_rate_ >= 0.0f,
+                  errors::InvalidArgument(TopKOpName(kStrategy), ": max_union_rate must be >= 0, got ",
+                                          max_union_rate_));
+    }
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& queries = ctx->input(0);
@@ -414,11 +428,14 @@ class TopKOp : public OpKernel {
                            /*dim=*/queries.dim_size(1),
                            /*num_items=*/items.dim_size(0),
                            /*num_words=*/mask.dim_size(1),
-                           k};
+                           k, max_union_rate_};
     TopKOutputs out;
     OP_REQUIRES_OK(ctx, AllocateTopKOutputs(ctx, args.batch, k, &out));
     TopKFunctor<Device, T, kStrategy>()(ctx, args, out);
   }
+
+ private:
+  float max_union_rate_ = 1.0f;
 };
 
 #define LINR_REGISTER_TOPK(DEVICE, DEVICE_NAME, T, ...)                                    \

@@ -28,6 +28,9 @@ struct TopKArgs {
   const T* items;
   const int32_t* mask;
   int64_t batch, dim, num_items, num_words, k;
+  // LinrPrefilterTopK: stream rather than compact where more than this
+  // fraction of the items passes some query (1 = always compact).
+  float max_union_rate = 1.0f;
 };
 
 // Writes the top-k of every query into the allocated outputs `out` (nothing

@@ -46,7 +46,8 @@ void TopKFunctor<GPUDevice, T, kStrategy>::operator()(tensorflow::OpKernelContex
                 [&](void* ws, size_t ws_bytes, cudaStream_t stream) {
                   return gpu::LaunchTopK<CT>(a.queries, item_data, a.mask, a.batch,
                                              a.num_items, a.dim, a.k, kPrefilter, ws, ws_bytes,
-                                             out.scores, out.idx, out.count, stream);
+                                             out.scores, out.idx, out.count, stream,
+                                             a.max_union_rate);
                 });
 }
 

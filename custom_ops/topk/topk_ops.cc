@@ -54,9 +54,14 @@ REGISTER_OP("LinrPrefilterTopK")
     .Output("indices: int32")
     .Output("count: int32")
     .Attr("T: {float, half, bfloat16} = DT_FLOAT")
+    .Attr("max_union_rate: float = 1.0")
     .SetShapeFn(TopKShape<&kPrefilterName>)
     .Doc("Filtered exact top-k by explicit pre-filtering: compacts the passing ids\n"
          "and gathers only their rows. Same results as LinrMaskedTopK.\n"
+         "Where more than max_union_rate of the items pass some query of the batch\n"
+         "(per chunk of items on the CPU; over all items on the GPU, decided on the\n"
+         "device), it streams them as LinrMaskedTopK does instead: one op for\n"
+         "every pass rate, with no host round trip to choose.\n"
          LINR_TOPK_COMMON_DOC);
 
 #undef LINR_TOPK_COMMON_DOC

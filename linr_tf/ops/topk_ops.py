@@ -21,8 +21,9 @@ PREFILTER_OP_NAME = "LinrPrefilterTopK"
 # Filter strategies of `filtered_top_k` / `top_k_over_mask`.
 STRATEGIES = ("auto", "mask", "prefilter")
 
-# Pass rate (max over the batch of passing / N) below which "auto" picks
-# pre-filtering. Measured by bench/cpu_prefilter.py (see bench/RESULTS.md).
+# Pass rate (of the batch's union, per chunk of items on the CPU) above which
+# "auto" streams rather than compacts. Measured by bench/cpu_prefilter.py
+# (see bench/RESULTS.md).
 PREFILTER_MAX_PASS_RATE = 0.75
 
 
@@ -63,15 +64,23 @@ def masked_top_k(queries, items, mask, k, name=None) -> MaskedTopK:
   return MaskedTopK(scores, indices, count)
 
 
-def prefilter_top_k(queries, items, mask, k, name=None) -> MaskedTopK:
+def prefilter_top_k(queries, items, mask, k, max_union_rate: float = 1.0,
+                    name=None) -> MaskedTopK:
   """Same contract and results as `masked_top_k`, by explicit pre-filtering.
 
   Compacts the ids passing any query of the batch, then gathers and scores
-  only those rows (best at low pass rates).
+  only those rows (best at low pass rates). Where more than `max_union_rate`
+  of the items pass some query (per chunk of items on the CPU, over all items
+  on the GPU, decided on the device), it streams them as `masked_top_k` does:
+  with a rate below 1 this one op serves every pass rate, and nothing waits
+  on the host to choose.
   """
+  if not 0.0 <= max_union_rate:
+    raise ValueError(f"max_union_rate must be >= 0, got {max_union_rate}")
   module = _library.load_library()
   with tf.name_scope(name or "prefilter_top_k"):
-    scores, indices, count = module.linr_prefilter_top_k(*_convert(queries, items, mask, k))
+    scores, indices, count = module.linr_prefilter_top_k(
+        *_convert(queries, items, mask, k), max_union_rate=float(max_union_rate))
   return MaskedTopK(scores, indices, count)
 
 
@@ -101,30 +110,18 @@ def top_k_over_mask(queries, items, passing, k, strategy: str = "auto",
   """Top-k over the items of a `FilterMask` (mask + counts), by one strategy.
 
   strategy: "mask" (`masked_top_k`), "prefilter" (`prefilter_top_k`) or
-  "auto": prefilter when max(count) / N < prefilter_max_pass_rate, else mask.
+  "auto": `prefilter_top_k` with max_union_rate = prefilter_max_pass_rate, so
+  items are compacted where few pass and streamed where many do, decided
+  inside the op (on the GPU, on the device: no host round trip).
   """
   if strategy not in STRATEGIES:
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-  mask, count = passing
+  mask, _ = passing
   if strategy == "mask":
     return masked_top_k(queries, items, mask, k)
   if strategy == "prefilter":
     return prefilter_top_k(queries, items, mask, k)
-  if tf.executing_eagerly():  # decide on the host: no extra eager ops
-    counts = count.numpy()
-    max_count = int(counts.max()) if counts.size else 0
-    num_items = int(tf.shape(items)[0])   # static shape may be unknown
-    use_prefilter = max_count < prefilter_max_pass_rate * num_items
-    chosen = prefilter_top_k if use_prefilter else masked_top_k
-    return chosen(queries, items, mask, k)
-  num_items = tf.shape(items, out_type=tf.int32)[0]
-  max_count = tf.reduce_max(tf.concat([count, [0]], axis=0))
-  use_prefilter = (tf.cast(max_count, tf.float64) <
-                   prefilter_max_pass_rate * tf.cast(num_items, tf.float64))
-  result = tf.cond(use_prefilter,
-                   lambda: tuple(prefilter_top_k(queries, items, mask, k)),
-                   lambda: tuple(masked_top_k(queries, items, mask, k)))
-  return MaskedTopK(*result)
+  return prefilter_top_k(queries, items, mask, k, max_union_rate=prefilter_max_pass_rate)
 
 
 def _masked_top_k_grad(op, grad_scores, unused_grad_indices, unused_grad_count):

@@ -57,6 +57,25 @@ def test_top_k_gpu_equals_cpu(dtype, k):
     _same_results(cpu[offset:offset + 3], gpu[offset:offset + 3], [0])
 
 
+@pytest.mark.parametrize("max_union_rate", [0.0, 0.3, 1.0])
+def test_prefilter_gpu_chooses_compaction_or_streaming_on_the_device(max_union_rate):
+  """`auto`'s op: below / above the rate the GPU compacts or streams; both
+  equal the CPU op (which decides per chunk) and the masked op."""
+  schema, bits, items, queries = _catalogue(n=40000, seed=4)
+  program = _mask(bits, schema, FILTERS[:7])
+  items_t = tf.constant(items.astype(np.float16))
+
+  def run():
+    mask, _ = ops.filter_mask(tf.constant(bits), program)
+    a = ops.prefilter_top_k(queries, items_t, mask, 300, max_union_rate=max_union_rate)
+    b = ops.masked_top_k(queries, items_t, mask, 300)
+    return [*a, *b]
+
+  cpu, gpu = _on("/CPU:0", run), _on("/GPU:0", run)
+  _same_results(cpu[:3], gpu[:3], [0])
+  _same_results(gpu[:3], gpu[3:], [])           # one device: bit-identical
+
+
 def _same_results(cpu, gpu, float_positions):
   """Exact equality, except float32 scores (summation order differs between
   the CPU and GPU dot products): within 1e-5 relative, and indices equal

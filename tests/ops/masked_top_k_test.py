@@ -353,6 +353,33 @@ def test_filtered_top_k_strategies_agree(rate):
   np.testing.assert_array_equal(results[0].indices.numpy(), ref_indices)
 
 
+@pytest.mark.parametrize("max_union_rate", [0.0, 0.2, 0.6, 1.0])
+def test_prefilter_streams_dense_chunks_and_compacts_sparse_ones(max_union_rate):
+  """Items 0..N/2 pass at ~90 %, the rest at ~5 %: with a rate in between,
+  LinrPrefilterTopK streams the dense chunks and compacts the sparse ones;
+  every rate gives the masked op's results, equal to numpy."""
+  rng = np.random.default_rng(11)
+  n, d, b = 40000, 24, 3
+  rate = np.where(np.arange(n) < n // 2, 0.9, 0.05)
+  passes = rng.random((b, n)) < rate
+  mask = pack_mask(passes)
+  queries = rng.standard_normal((b, d)).astype(np.float32)
+  items = rng.standard_normal((n, d)).astype(np.float32)
+  got = ops.prefilter_top_k(queries, items, mask, 50, max_union_rate=max_union_rate)
+  want = ops.masked_top_k(queries, items, mask, 50)
+  for a, c in zip(got, want):
+    np.testing.assert_array_equal(a.numpy(), c.numpy())
+  _, ref_indices, ref_count = top_k_np(queries, items.astype(np.float64), passes, 50)
+  np.testing.assert_array_equal(got.count.numpy(), ref_count)
+  np.testing.assert_array_equal(got.indices.numpy(), ref_indices)
+
+
+def test_prefilter_rejects_a_negative_union_rate():
+  with pytest.raises(ValueError, match="max_union_rate"):
+    ops.prefilter_top_k(np.ones((1, 2), np.float32), np.ones((3, 2), np.float32),
+                        np.ones((1, 1), np.int32), 2, max_union_rate=-0.5)
+
+
 def test_filtered_top_k_rejects_unknown_strategy():
   with pytest.raises(ValueError, match="strategy"):
     ops.filtered_top_k(np.ones((1, 2), np.float32), np.ones((3, 2), np.float32),
