@@ -29,6 +29,7 @@ HOST_SRCS=(
   custom_ops/filter/filter_mask_kernels.cc custom_ops/filter/filter_mask_ops.cc
   custom_ops/topk/topk_kernels.cc custom_ops/topk/topk_ops.cc
   custom_ops/quantization/hamming_kernels.cc custom_ops/quantization/hamming_ops.cc
+  custom_ops/quantization/asym_kernels.cc custom_ops/quantization/asym_ops.cc
   custom_ops/rows/rows_kernels.cc custom_ops/rows/rows_ops.cc
 )
 GPU_SRCS=($(cd "$repo" && ls custom_ops/*/*_kernels_gpu.cu.cc))

@@ -3,7 +3,7 @@
 #   nvcc_build.sh TF_HEADER OUT_DIR
 # TF_HEADER: path of include/tensorflow/core/framework/op_kernel.h of the pip
 # TensorFlow (its include dir is derived from it). Writes into OUT_DIR, per op
-# (filter_mask, topk, hamming, rows): <op>_kernels_gpu.o (the GPUDevice functors,
+# (filter_mask, topk, hamming, asym, rows): <op>_kernels_gpu.o (the GPUDevice functors,
 # nvcc) and <op>_kernels_cuda.o (<op>_kernels.cc with GOOGLE_CUDA=1: the
 # OpKernel<Device> template and its CPU and GPU registrations; host compiler
 # through nvcc), then linr_cuda_capi.o. Checks that each <op>_kernels_cuda.o
@@ -28,8 +28,8 @@ tf_defs=(-DGOOGLE_CUDA=1 -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64 -
 tf_flags=(-x cu "${tf_defs[@]}" --expt-relaxed-constexpr)
 # Host side: only checked to compile, so no optimisation.
 host_flags=(-std=c++17 -O0 -x c++ -Xcompiler -fPIC -I"$repo" "${tf_defs[@]}")
-declare -A dir=([filter_mask]=filter [topk]=topk [hamming]=quantization [rows]=rows)
-ops=(filter_mask topk hamming rows)
+declare -A dir=([filter_mask]=filter [topk]=topk [hamming]=quantization [asym]=quantization [rows]=rows)
+ops=(filter_mask topk hamming asym rows)
 log="$(mktemp -d)"
 rc=0
 # One compile per op at a time (GPU functors, then host kernels).

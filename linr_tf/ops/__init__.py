@@ -6,6 +6,7 @@ The op library is `//custom_ops:_linr_ops.so`, loaded on first use (see
 """
 
 from linr_tf.ops._library import load_library
+from linr_tf.ops.asym_ops import asymmetric_hamming_top_k
 from linr_tf.ops.filter_ops import compile_filter
 from linr_tf.ops.hamming_ops import hamming_top_k
 from linr_tf.ops.mask_ops import FilterMask, filter_mask
@@ -17,6 +18,7 @@ __all__ = [
     "FilterMask",
     "MaskedTopK",
     "PREFILTER_MAX_PASS_RATE",
+    "asymmetric_hamming_top_k",
     "compile_filter",
     "filter_mask",
     "filtered_top_k",
