@@ -27,6 +27,7 @@ non-boundary thresholds are rejected.
     program = compile_filters(tf.constant(['lang = "en"']), schema.keys)
 """
 
+import itertools
 import math
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -34,11 +35,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from linr_tf import columns as columns_lib
 from linr_tf import ops
 from linr_tf.ops import filter_ops
 
 LIVE_KEY = "__live__"
-FILTER_KEYWORDS = ("and", "or", "not", "in", "all")
+FILTER_KEYWORDS = ("and", "or", "not", "in", "all", "between")
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _BUCKET = re.compile(r"\[([^,\[\]()]*),([^,\[\]()]*)\)\Z")
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
@@ -236,13 +238,10 @@ class AttributeSchema:
         _numeric_values(attr, values)  # NaN check
         keys.extend(bucket_keys(attr, boundaries))
         continue
-      seen = set()
-      for cell in categorical[attr]:
-        seen.update(v for v in str(cell).split(separator) if v)
-      for v in sorted(seen):
-        if any(c in v for c in "\"'"):
-          raise ValueError(f"attribute '{attr}': value {v!r} contains a quote")
-        keys.append(f"{attr}={v}")
+      # Any text is a value (quotes, backslashes, commas, unicode): filters
+      # quote and escape it; the key is "attr=" + the value as given.
+      flat, _ = columns_lib.split_cells(categorical[attr], separator)
+      keys.extend(f"{attr}={v}" for v in sorted(set(flat)))
     return cls(keys)
 
   def encode(self, columns: Mapping[str, np.ndarray], separator: str = "|"
@@ -272,16 +271,27 @@ class AttributeSchema:
         np.bitwise_or.at(bits, (np.arange(n), bit // 32),
                          (np.uint32(1) << (bit % 32).astype(np.uint32)))
         continue
-      for row, cell in enumerate(column):
-        for v in str(cell).split(separator):
-          if not v:
-            continue
-          b = self._value_bit.get((attr, v))
-          if b is None:
-            raise ValueError(f"attribute '{attr}': unknown value {v!r} "
-                             f"(row {row})")
-          bits[row, b // 32] |= np.uint32(1 << (b % 32))
+      # Vectorised: one split per column, values mapped by dict in C loops.
+      flat, counts = columns_lib.split_cells(column, separator, keep_empty=True)
+      rows = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+      bit_of = self._attribute_bits(attr)
+      bit = np.fromiter(map(bit_of.get, flat, itertools.repeat(-1)), np.int64, count=len(flat))
+      empty = np.fromiter(map(len, flat), np.int64, count=len(flat)) == 0
+      unknown = np.flatnonzero((bit < 0) & ~empty)
+      if unknown.size:
+        i = int(unknown[0])
+        raise ValueError(f"attribute '{attr}': unknown value {flat[i]!r} (row {int(rows[i])})")
+      rows, bit = rows[~empty], bit[~empty]
+      np.bitwise_or.at(bits, (rows, bit // 32),
+                       np.left_shift(np.uint32(1), (bit % 32).astype(np.uint32)))
     return set_live(bits.view(np.int32))
+
+  def _attribute_bits(self, attr) -> Dict[str, int]:
+    """value -> bit of one categorical attribute (cached)."""
+    cache = self.__dict__.setdefault("_bits_cache", {})
+    if attr not in cache:
+      cache[attr] = {v: b for (a, v), b in self._value_bit.items() if a == attr}
+    return cache[attr]
 
   def _column_values(self, attr, column):
     """Values of a column; a numeric (values, boundaries) pair is unpacked."""

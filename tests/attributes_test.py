@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from linr_tf import attributes as attributes_lib
+from linr_tf import ops
 from linr_tf.attributes import AttributeSchema
 from linr_tf.ops import filter_ops
 
@@ -131,12 +132,27 @@ def test_encode_errors():
     ({"two words": ["x"]}, {}, "invalid attribute name"),
     ({}, {"a@b": ([1.0], [2])}, "invalid attribute name"),
     ({"a": ["x"]}, {"a": ([1.0], [2])}, "both categorical and numeric"),
-    ({"a": ['say "hi"']}, {}, "contains a quote"),
     ({}, {"a": ([1.0], [2, 1])}, "strictly increasing"),
 ])
 def test_from_columns_rejects(categorical, numeric, fragment):
   with pytest.raises(ValueError, match=fragment):
     AttributeSchema.from_columns(categorical, numeric)
+
+
+def test_any_value_text_loads_and_filters():
+  # Quotes, backslashes, commas, '=' and unicode are values like any other
+  # (MovieLens's "Children's"); filters quote and escape them.
+  genres = ["Children's|Comedy", 'say "hi"', "back\\slash,comma", "Zürich=東京", ""]
+  schema = AttributeSchema.from_columns({"genre": genres})
+  bits = schema.encode({"genre": genres})
+  assert schema.values("genre") == sorted(["Children's", "Comedy", 'say "hi"',
+                                           "back\\slash,comma", "Zürich=東京"])
+  filters = ['genre = "Children\'s"', "genre = 'Children\\'s'", 'genre = "say \\"hi\\""',
+             'genre IN ("back\\\\slash,comma", "Zürich=東京")', "genre NOT IN (Comedy)"]
+  program = attributes_lib.compile_filters(tf.constant(filters), tf.constant(schema.keys))
+  mask, count = ops.filter_mask(bits, program)
+  rows = [[i for i in range(5) if (int(mask[b, 0]) >> i) & 1] for b in range(len(filters))]
+  assert rows == [[0], [0], [1], [2, 3], [1, 2, 3, 4]]
 
 
 @pytest.mark.parametrize("keys,fragment", [

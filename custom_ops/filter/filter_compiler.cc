@@ -4,9 +4,11 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
+#include "custom_ops/filter/filter_columns.h"
 #include "custom_ops/filter/filter_program.h"
 
 namespace linr {
@@ -39,10 +41,12 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 // ------------------------------------------------------------ boolean IR
 // The AST is lowered to this tree, simplified, then emitted in postfix order.
 struct Expr {
-  enum class Kind { kAny, kAll, kConst, kNot, kAnd, kOr };
+  enum class Kind { kAny, kAll, kConst, kNot, kAnd, kOr, kColumn };
   Kind kind = Kind::kConst;
   bool value = true;        // kConst
   Mask mask;                // kAny, kAll
+  int32_t opcode = kNop;    // kColumn: a column leaf (filter_columns.h)
+  int32_t operand = 0;      // kColumn: its operand record
   std::vector<Expr> children;  // kNot (1), kAnd / kOr (>= 2)
 };
 
@@ -170,6 +174,9 @@ void Emit(const Expr& e, int64_t num_words, Program* program) {
       program->push_back({any ? kAny : kAll, e.mask});
       return;
     }
+    case Expr::Kind::kColumn:
+      program->push_back({e.opcode, Mask(num_words, 0u), e.operand});
+      return;
     case Expr::Kind::kNot:
       Emit(e.children[0], num_words, program);
       program->push_back({kNot, Mask(num_words, 0u)});
@@ -190,8 +197,10 @@ void Emit(const Expr& e, int64_t num_words, Program* program) {
 // ------------------------------------------------------------ lowering
 class Lowering {
  public:
-  Lowering(const BitKeyIndex& index, UnknownValuePolicy unknown_value, std::string* error)
-      : index_(index), unknown_value_(unknown_value), error_(error) {}
+  Lowering(const BitKeyIndex& index, const ColumnSchema* columns,
+           UnknownValuePolicy unknown_value, ColumnOperands* operands, std::string* error)
+      : index_(index), columns_(columns), unknown_value_(unknown_value), operands_(operands),
+        error_(error) {}
 
   bool Lower(const FilterNode& node, Expr* out) {
     switch (node.kind) {
@@ -248,11 +257,27 @@ class Lowering {
       return Fail("reserved attribute " + Quote(node.attribute) + " at position " +
                   std::to_string(node.attribute_position) + " cannot be used in a filter");
     }
+    if (columns_ != nullptr) {
+      if (!columns_->id_attribute().empty() && node.attribute == columns_->id_attribute()) {
+        return LowerIds(node, out);
+      }
+      if (const ColumnSchema::Number* number = columns_->FindNumber(node.attribute)) {
+        return LowerNumber(node, *number, out);
+      }
+      if (const ColumnSchema::Values* values = columns_->FindValues(node.attribute)) {
+        return LowerValues(node, *values, out);
+      }
+    }
     const AttributeBits* attr = index_.Find(node.attribute);
     if (attr == nullptr) {
+      std::string known = index_.KnownAttributes();
+      if (columns_ != nullptr) {
+        std::vector<std::string> names = columns_->Names();
+        if (known != "none") names.push_back(known);
+        known = JoinShortened(names, /*sort=*/true);
+      }
       return Fail("unknown attribute " + Quote(node.attribute) + " at position " +
-                  std::to_string(node.attribute_position) + " (known: " +
-                  index_.KnownAttributes() + ")");
+                  std::to_string(node.attribute_position) + " (known: " + known + ")");
     }
     const bool range = IsRangeComparison(node.comparison);
     if (attr->numeric && !range) {
@@ -324,6 +349,13 @@ class Lowering {
     }
     bool is_boundary = false;
     for (size_t i = 1; i < attr.buckets.size(); ++i) is_boundary |= attr.buckets[i].lo == threshold;
+    if (node.comparison == Comparison::kBetween) {
+      return Fail(PredicateText(node) + " at position " +
+                  std::to_string(node.operator_position) +
+                  ": BETWEEN is not exact on the [lo, hi) buckets of numeric attribute " +
+                  Quote(node.attribute) + "; use < and >= with bucket boundaries (" +
+                  Boundaries(attr) + "), or make it an exact numeric attribute");
+    }
     if (node.comparison == Comparison::kLessEq || node.comparison == Comparison::kGreater) {
       const bool less = node.comparison == Comparison::kLessEq;
       std::string advice = "use " + Quote(less ? "<" : ">=") + " with a bucket boundary";
@@ -351,8 +383,194 @@ class Lowering {
     return true;
   }
 
+  Expr ColumnLeaf(int32_t opcode, std::array<int64_t, 4> record) {
+    Expr e;
+    e.kind = Expr::Kind::kColumn;
+    e.opcode = opcode;
+    e.operand = static_cast<int32_t>(operands_->records.size());
+    operands_->records.push_back(record);
+    return e;
+  }
+
+  bool WrongComparison(const FilterNode& node, const std::string& kind,
+                       const std::string& allowed) {
+    return TypeMismatch(node, "attribute " + Quote(node.attribute) + " is " + kind + "; " +
+                                  Quote(node.operator_text) + " does not apply (use " +
+                                  allowed + ")");
+  }
+
+  // `attr op x` on an exact numeric column -> kNumberRange lo <= x <= hi.
+  bool LowerNumber(const FilterNode& node, const ColumnSchema::Number& number, Expr* out) {
+    const Comparison cmp = node.comparison;
+    if (cmp == Comparison::kIn || cmp == Comparison::kNotIn || cmp == Comparison::kAll) {
+      return WrongComparison(node, "numeric", "<, <=, >, >=, =, != or BETWEEN a AND b");
+    }
+    Bound bounds[2];
+    for (size_t v = 0; v < node.values.size(); ++v) {
+      if (!ParseBound(node, node.values[v], number.is_float, &bounds[v])) return false;
+    }
+    // Inclusive interval [lo, hi]; `inside` false = its complement.
+    Bound lo = Bound::Lowest(number.is_float), hi = Bound::Highest(number.is_float);
+    bool negate = false;
+    switch (cmp) {
+      case Comparison::kLess: hi = bounds[0].Below(); break;
+      case Comparison::kLessEq: hi = bounds[0].FloorOf(); break;
+      case Comparison::kGreater: lo = bounds[0].Above(); break;
+      case Comparison::kGreaterEq: lo = bounds[0].CeilOf(); break;
+      case Comparison::kNe: negate = true; [[fallthrough]];
+      case Comparison::kEq:
+        lo = bounds[0].CeilOf();
+        hi = bounds[0].FloorOf();
+        break;
+      case Comparison::kBetween:
+        lo = bounds[0].CeilOf();
+        hi = bounds[1].FloorOf();
+        break;
+      default:
+        return Fail("internal error: unexpected comparison");
+    }
+    Expr leaf;
+    if (lo.empty || hi.empty || Bound::Greater(lo, hi)) {
+      leaf = Const(false);
+    } else {
+      leaf = ColumnLeaf(kNumberRange, {number.column, lo.bits, hi.bits, number.is_float ? 1 : 0});
+    }
+    *out = negate ? Not(std::move(leaf)) : std::move(leaf);
+    return true;
+  }
+
+  // A threshold of an int64 or float64 column, and the inclusive bounds
+  // derived from it. Integers are kept exactly (int64 literals past 2^53); a
+  // fractional or out-of-range threshold of an int64 column rounds inward
+  // (x < 2.5 is x <= 2; x >= 1e30 holds for no int64).
+  struct Bound {
+    bool is_float = false;
+    bool empty = false;     // no value of the column satisfies the bound
+    int64_t bits = 0;       // int64 value or float64 bit pattern
+    bool exact_int = true;  // int column: the threshold is an int64
+    double value = 0;       // the threshold as a double
+
+    static Bound Int(int64_t v) { Bound b; b.bits = v; b.value = static_cast<double>(v); return b; }
+    static Bound Real(double v) { Bound b; b.exact_int = false; b.value = v; return b; }
+    static Bound Float(double v) {
+      Bound b;
+      b.is_float = true;
+      b.value = v;
+      std::memcpy(&b.bits, &v, sizeof(v));
+      return b;
+    }
+    static Bound Lowest(bool is_float) {
+      return is_float ? Float(-kInf) : Int(std::numeric_limits<int64_t>::min());
+    }
+    static Bound Highest(bool is_float) {
+      return is_float ? Float(kInf) : Int(std::numeric_limits<int64_t>::max());
+    }
+    static Bound Empty() { Bound b; b.empty = true; return b; }
+    static bool Greater(const Bound& a, const Bound& b) {
+      return a.is_float ? a.value > b.value : a.bits > b.bits;
+    }
+    // Smallest column value >= the threshold.
+    Bound CeilOf() const {
+      if (is_float || exact_int) return *this;
+      const double c = std::ceil(value);
+      if (c >= 9223372036854775808.0) return Empty();
+      if (c < -9223372036854775808.0) return Int(std::numeric_limits<int64_t>::min());
+      return Int(static_cast<int64_t>(c));
+    }
+    // Largest column value <= the threshold.
+    Bound FloorOf() const {
+      if (is_float || exact_int) return *this;
+      const double f = std::floor(value);
+      if (f < -9223372036854775808.0) return Empty();
+      if (f >= 9223372036854775808.0) return Int(std::numeric_limits<int64_t>::max());
+      return Int(static_cast<int64_t>(f));
+    }
+    // Largest column value < the threshold.
+    Bound Below() const {
+      if (is_float) return Float(std::nextafter(value, -kInf));
+      if (!exact_int) return FloorOf();  // not an int64: floor < threshold
+      if (bits == std::numeric_limits<int64_t>::min()) return Empty();
+      return Int(bits - 1);
+    }
+    // Smallest column value > the threshold.
+    Bound Above() const {
+      if (is_float) return Float(std::nextafter(value, kInf));
+      if (!exact_int) return CeilOf();
+      if (bits == std::numeric_limits<int64_t>::max()) return Empty();
+      return Int(bits + 1);
+    }
+  };
+
+  bool ParseBound(const FilterNode& node, const ValueRef& value, bool is_float, Bound* out) {
+    const std::string& text = value.text;
+    double threshold;
+    if (!ParseNumber(text, &threshold)) {
+      return Fail(PredicateText(node) + " at position " + std::to_string(value.position) +
+                  ": " + Quote(value.raw) + " is not a number (attribute " +
+                  Quote(node.attribute) + " is numeric)");
+    }
+    if (is_float) {
+      *out = Bound::Float(threshold);
+      return true;
+    }
+    int64_t integer;
+    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), integer);
+    if (parsed.ec == std::errc() && parsed.ptr == text.data() + text.size()) {
+      *out = Bound::Int(integer);
+      return true;
+    }
+    // Fractional, exponent or out of int64 range: compare as a real number.
+    if (std::floor(threshold) == threshold && std::fabs(threshold) < 9.2e18) {
+      *out = Bound::Int(static_cast<int64_t>(threshold));
+    } else {
+      *out = Bound::Real(threshold);
+    }
+    return true;
+  }
+
+  // `attr = v`, `!=`, `IN`, `NOT IN`, `ALL` on a value-id attribute.
+  bool LowerValues(const FilterNode& node, const ColumnSchema::Values& values, Expr* out) {
+    if (IsRangeComparison(node.comparison)) {
+      return WrongComparison(node, "categorical (value ids)", "=, !=, IN, NOT IN or ALL");
+    }
+    const int64_t first = static_cast<int64_t>(operands_->value_lookups.size());
+    for (const ValueRef& value : node.values) {
+      operands_->value_lookups.push_back(node.attribute + "=" + value.text);
+    }
+    const int64_t last = static_cast<int64_t>(operands_->value_lookups.size());
+    const bool all = node.comparison == Comparison::kAll;
+    Expr leaf = ColumnLeaf(all ? kValueAll : kValueAny, {values.begin, values.end, first, last});
+    const bool negate = node.comparison == Comparison::kNe || node.comparison == Comparison::kNotIn;
+    *out = negate ? Not(std::move(leaf)) : std::move(leaf);
+    return true;
+  }
+
+  // `item_id IN (...)`, `NOT IN`, `=`, `!=`: the caller maps ids to slots.
+  bool LowerIds(const FilterNode& node, Expr* out) {
+    const Comparison cmp = node.comparison;
+    if (cmp != Comparison::kEq && cmp != Comparison::kNe && cmp != Comparison::kIn &&
+        cmp != Comparison::kNotIn) {
+      return WrongComparison(node, "the item id", "=, !=, IN or NOT IN");
+    }
+    const int64_t first = static_cast<int64_t>(operands_->id_lookups.size());
+    if (first + static_cast<int64_t>(node.values.size()) > kMaxIdsPerQuery) {
+      return Fail("too many item ids at position " + std::to_string(node.operator_position) +
+                  " near " + Quote(node.operator_text) + ": " +
+                  std::to_string(first + node.values.size()) + " in this filter, at most " +
+                  std::to_string(kMaxIdsPerQuery));
+    }
+    for (const ValueRef& value : node.values) operands_->id_lookups.push_back(value.text);
+    const int64_t last = static_cast<int64_t>(operands_->id_lookups.size());
+    Expr leaf = ColumnLeaf(kIdIn, {0, 0, first, last});
+    const bool negate = cmp == Comparison::kNe || cmp == Comparison::kNotIn;
+    *out = negate ? Not(std::move(leaf)) : std::move(leaf);
+    return true;
+  }
+
   const BitKeyIndex& index_;
+  const ColumnSchema* columns_;
   UnknownValuePolicy unknown_value_;
+  ColumnOperands* operands_;
   std::string* error_;
 };
 
@@ -481,11 +699,82 @@ std::string BitKeyIndex::KnownAttributes() const {
   return JoinShortened(names, /*sort=*/true);
 }
 
+bool ColumnSchema::Build(const std::vector<std::string>& number_specs,
+                         const std::vector<std::string>& value_specs,
+                         const std::string& id_attribute, std::string* error) {
+  numbers_.clear();
+  values_.clear();
+  id_attribute_ = id_attribute;
+  auto split = [](const std::string& spec, std::string* name, std::string* rest) {
+    const size_t colon = spec.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    *name = spec.substr(0, colon);
+    *rest = spec.substr(colon + 1);
+    return true;
+  };
+  auto taken = [&](const std::string& name) {
+    return numbers_.count(name) || values_.count(name) || name == id_attribute_;
+  };
+  for (size_t i = 0; i < number_specs.size(); ++i) {
+    std::string name, type;
+    if (!split(number_specs[i], &name, &type) || (type != "int64" && type != "float64") ||
+        taken(name)) {
+      *error = "number_columns[" + std::to_string(i) + "] = " + Quote(number_specs[i]) +
+               " is not a new 'name:int64' or 'name:float64'";
+      return false;
+    }
+    numbers_[name] = Number{static_cast<int64_t>(i), type == "float64"};
+  }
+  int64_t column = 0;
+  for (size_t i = 0; i < value_specs.size(); ++i) {
+    std::string name, width_text;
+    int64_t width = 0;
+    bool ok = split(value_specs[i], &name, &width_text) && !taken(name);
+    if (ok) {
+      const auto r = std::from_chars(width_text.data(), width_text.data() + width_text.size(), width);
+      ok = r.ec == std::errc() && r.ptr == width_text.data() + width_text.size() && width >= 1;
+    }
+    if (!ok) {
+      *error = "value_columns[" + std::to_string(i) + "] = " + Quote(value_specs[i]) +
+               " is not a new 'name:width' (width >= 1)";
+      return false;
+    }
+    values_[name] = Values{column, column + width};
+    column += width;
+  }
+  return true;
+}
+
+const ColumnSchema::Number* ColumnSchema::FindNumber(const std::string& name) const {
+  auto it = numbers_.find(name);
+  return it == numbers_.end() ? nullptr : &it->second;
+}
+
+const ColumnSchema::Values* ColumnSchema::FindValues(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> ColumnSchema::Names() const {
+  std::vector<std::string> names;
+  for (const auto& e : numbers_) names.push_back(e.first);
+  for (const auto& e : values_) names.push_back(e.first);
+  if (!id_attribute_.empty()) names.push_back(id_attribute_);
+  return names;
+}
+
 bool CompileFilter(const FilterNode& root, const BitKeyIndex& index,
                    UnknownValuePolicy unknown_value, Program* program, std::string* error) {
+  ColumnOperands unused;
+  return CompileFilter(root, index, ColumnSchema(), unknown_value, program, &unused, error);
+}
+
+bool CompileFilter(const FilterNode& root, const BitKeyIndex& index,
+                   const ColumnSchema& columns, UnknownValuePolicy unknown_value,
+                   Program* program, ColumnOperands* operands, std::string* error) {
   program->clear();
   Expr expr;
-  Lowering lowering(index, unknown_value, error);
+  Lowering lowering(index, &columns, unknown_value, operands, error);
   if (!lowering.Lower(root, &expr)) return false;
   OrderForStack(&expr);
   const int need = StackNeed(expr);

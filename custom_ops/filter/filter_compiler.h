@@ -19,9 +19,19 @@
 // program is simplified (constants folded, double NOT removed, OR of kAny and
 // AND of kAll merged into one instruction) and children are ordered to keep
 // the evaluation stack shallow.
+//
+// Column attributes (ColumnSchema, LinrCompileFilterColumns) lower to column
+// leaves (filter_columns.h): exact numbers to kNumberRange (`<`, `<=`, `>`,
+// `>=`, `=`, `!=`, `BETWEEN a AND b` at any threshold; int64 columns compare
+// exactly, also past 2^53), value-id attributes to kValueAny / kValueAll
+// (`=`, `!=`, `IN`, `NOT IN`, `ALL`; values are looked up by the caller, and
+// one the index does not know matches nothing, never an error), and the id
+// attribute (`item_id IN (...)`, `NOT IN`, `=`, `!=`; at most
+// kMaxIdsPerQuery ids per query) to kIdIn.
 #ifndef LINR_CUSTOM_OPS_FILTER_FILTER_COMPILER_H_
 #define LINR_CUSTOM_OPS_FILTER_FILTER_COMPILER_H_
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -68,12 +78,44 @@ class BitKeyIndex {
   std::map<std::string, AttributeBits> attributes_;
 };
 
+// The attributes held in column stores (filter_columns.h).
+class ColumnSchema {
+ public:
+  // number_specs: "name:int64" / "name:float64", column i = spec i;
+  // value_specs: "name:width", consecutive column ranges of value_ids;
+  // id_attribute: the name of per-request id sets ("" = none).
+  bool Build(const std::vector<std::string>& number_specs,
+             const std::vector<std::string>& value_specs, const std::string& id_attribute,
+             std::string* error);
+  struct Number { int64_t column; bool is_float; };
+  struct Values { int64_t begin, end; };
+  const Number* FindNumber(const std::string& name) const;
+  const Values* FindValues(const std::string& name) const;
+  const std::string& id_attribute() const { return id_attribute_; }
+  std::vector<std::string> Names() const;
+
+ private:
+  std::map<std::string, Number> numbers_;
+  std::map<std::string, Values> values_;
+  std::string id_attribute_;
+};
+
+// What column leaves refer to, per query: operand records and the strings
+// the caller resolves (values "attr=value" to value ids, item ids to slots).
+struct ColumnOperands {
+  std::vector<std::array<int64_t, 4>> records;
+  std::vector<std::string> value_lookups;
+  std::vector<std::string> id_lookups;
+};
+
 enum class UnknownValuePolicy { kError, kMatchNone };
 
-// One program row: opcode (FilterOpcode) and num_words() mask words.
+// One program row: opcode (FilterOpcode), num_words() mask words and, for
+// column leaves, the operand record index (header word 1).
 struct Instruction {
   int32_t opcode;
   std::vector<uint32_t> mask;
+  int32_t operand = 0;
 };
 using Program = std::vector<Instruction>;
 
@@ -88,6 +130,11 @@ bool ParseNumber(const std::string& text, double* value);
 // attribute 'x' at position 0 (known: a, b)") on failure.
 bool CompileFilter(const FilterNode& root, const BitKeyIndex& index,
                    UnknownValuePolicy unknown_value, Program* program, std::string* error);
+
+// The same with column attributes: column leaves append to `operands`.
+bool CompileFilter(const FilterNode& root, const BitKeyIndex& index,
+                   const ColumnSchema& columns, UnknownValuePolicy unknown_value,
+                   Program* program, ColumnOperands* operands, std::string* error);
 
 }  // namespace filter
 }  // namespace linr

@@ -23,7 +23,7 @@ bool EqualsIgnoreCase(const std::string& a, const char* b) {
 }
 
 bool IsKeyword(const std::string& word) {
-  for (const char* keyword : {"AND", "OR", "NOT", "IN", "ALL"}) {
+  for (const char* keyword : {"AND", "OR", "NOT", "IN", "ALL", "BETWEEN"}) {
     if (EqualsIgnoreCase(word, keyword)) return true;
   }
   return false;
@@ -168,6 +168,14 @@ class Parser {
           Advance();
           return ParseList(out);
         }
+        if (PeekKeyword("BETWEEN")) {
+          out->comparison = Comparison::kBetween;
+          Advance();
+          if (!ParseValue(out)) return false;
+          if (!PeekKeyword("AND")) return Fail(Peek(), "expected AND in BETWEEN a AND b");
+          Advance();
+          return ParseValue(out);
+        }
         if (PeekKeyword("NOT")) {
           Advance();
           if (!PeekKeyword("IN")) return Fail(Peek(), "expected IN after NOT");
@@ -176,7 +184,7 @@ class Parser {
           Advance();
           return ParseList(out);
         }
-        return Fail(op, "expected =, !=, <, <=, >, >=, IN, NOT IN or ALL after attribute '" +
+        return Fail(op, "expected =, !=, <, <=, >, >=, IN, NOT IN, ALL or BETWEEN after attribute '" +
                             name.text + "'");
     }
     Advance();
@@ -221,7 +229,8 @@ class Parser {
 
 bool IsRangeComparison(Comparison comparison) {
   return comparison == Comparison::kLess || comparison == Comparison::kLessEq ||
-         comparison == Comparison::kGreater || comparison == Comparison::kGreaterEq;
+         comparison == Comparison::kGreater || comparison == Comparison::kGreaterEq ||
+         comparison == Comparison::kBetween;
 }
 
 bool Tokenize(const std::string& text, std::vector<Token>* tokens, std::string* error) {

@@ -1,6 +1,6 @@
 // The LiNR attribute filter language: lexer, parser and AST.
 //
-// Grammar (keywords AND OR NOT IN ALL are case-insensitive; whitespace is free):
+// Grammar (keywords AND OR NOT IN ALL BETWEEN are case-insensitive; whitespace is free):
 //   filter     := <empty> | or_expr
 //   or_expr    := and_expr ("OR" and_expr)*
 //   and_expr   := not_expr ("AND" not_expr)*
@@ -10,6 +10,7 @@
 //               | ATTR ["NOT"] "IN" "(" value ("," value)* ")"
 //               | ATTR "ALL" "(" value ("," value)* ")"
 //               | ATTR ("<" | "<=" | ">" | ">=") value
+//               | ATTR "BETWEEN" value "AND" value
 //   value      := '"' chars '"' | "'" chars "'" | bare     bare := [A-Za-z0-9_.-]+
 // ATTR is a bare word that is not a keyword. Inside quotes a backslash makes
 // the next character literal. Precedence: NOT > AND > OR. Parentheses and NOT
@@ -71,9 +72,10 @@ enum class Comparison {
   kLessEq,   // attr <= x
   kGreater,  // attr > x
   kGreaterEq,// attr >= x
+  kBetween,  // attr BETWEEN a AND b (values[0], values[1]; inclusive)
 };
 
-// True for <, <=, >, >= (numeric comparisons).
+// True for <, <=, >, >=, BETWEEN (numeric comparisons).
 bool IsRangeComparison(Comparison comparison);
 
 struct FilterNode {

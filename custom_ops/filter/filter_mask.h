@@ -5,7 +5,8 @@
 // cols[w * col_stride + j]. Each leaf instruction (kAny / kAll) yields a
 // 64-bit word (bit j = verdict for item j); the boolean stack holds such words,
 // so kAnd / kOr / kNot / kTrue / kFalse are single word operations. The verdict
-// of every item equals EvalProgram's.
+// of every item equals EvalProgram's. Column leaves (filter_columns.h) get a
+// block's 64 verdicts from ColumnBlock.
 #ifndef LINR_CUSTOM_OPS_FILTER_FILTER_MASK_H_
 #define LINR_CUSTOM_OPS_FILTER_FILTER_MASK_H_
 
@@ -19,6 +20,7 @@
 #define LINR_FILTER_X86 0
 #endif
 
+#include "custom_ops/filter/filter_columns.h"
 #include "custom_ops/filter/filter_program.h"
 
 namespace linr {
@@ -30,6 +32,7 @@ constexpr int kBlock = 64;  // items per bit-sliced evaluation
 struct Instruction {
   int32_t opcode;
   const int32_t* mask;  // W words (leaves only)
+  const int32_t* row;   // the whole instruction row (column leaves: operand index)
 };
 
 inline std::vector<Instruction> StripProgram(const int32_t* program, int64_t length,
@@ -38,7 +41,7 @@ inline std::vector<Instruction> StripProgram(const int32_t* program, int64_t len
   const int64_t row = kProgramHeaderWords + num_words;
   for (int64_t i = 0; i < length; ++i) {
     const int32_t* ins = program + i * row;
-    if (ins[0] != kNop) out.push_back(Instruction{ins[0], ins + kProgramHeaderWords});
+    if (ins[0] != kNop) out.push_back(Instruction{ins[0], ins + kProgramHeaderWords, ins});
   }
   return out;
 }
@@ -106,10 +109,50 @@ struct Avx2Leaves {
 };
 #endif
 
+// Verdicts of column leaves for the 64 items [first, first + 64) (items past
+// num_items get 0).
+struct ColumnBlock {
+  const ColumnLeaf* leaf;  // nullptr: the program has no column leaves
+  int64_t num_items;
+  int64_t first;
+
+  uint64_t operator()(const int32_t* ins) const {
+    const int64_t n = num_items - first < kBlock ? num_items - first : kBlock;
+    uint64_t out = 0;
+    const int64_t* r = leaf->operands + static_cast<int64_t>(ins[1]) * kOperandWords;
+    if (ins[0] == kIdIn) {
+      // Sorted slots: find the block's first, then walk (no search per item).
+      const int32_t* list = leaf->pool + r[2];
+      const int64_t count = r[3] - r[2];
+      int64_t lo = 0, hi = count;
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) >> 1;
+        if (list[mid] < first) lo = mid + 1; else hi = mid;
+      }
+      for (; lo < count && list[lo] < first + n; ++lo) out |= uint64_t{1} << (list[lo] - first);
+      return out;
+    }
+    if (ins[0] == kNumberRange && r[3] == 0) {
+      const int64_t* x = leaf->numbers + first * leaf->num_numbers + r[0];
+      const int64_t a = leaf->num_numbers, lo = r[1], hi = r[2];
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t v = x[j * a];
+        out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
+      }
+      return out;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      out |= static_cast<uint64_t>(leaf->Eval(ins, first + j)) << j;
+    }
+    return out;
+  }
+};
+
 // Verdicts of 64 items (bit j = item j) for a validated, stripped program.
 template <typename Leaves>
 inline uint64_t EvalBlock(const Instruction* program, int64_t length, const int32_t* cols,
-                          int64_t stride, int64_t num_words) {
+                          int64_t stride, int64_t num_words,
+                          const ColumnBlock& columns = ColumnBlock{nullptr, 0, 0}) {
   uint64_t stack[kMaxProgramStack + 1];
   int top = -1;
   for (int64_t i = 0; i < length; ++i) {
@@ -137,6 +180,12 @@ inline uint64_t EvalBlock(const Instruction* program, int64_t length, const int3
         break;
       case kFalse:
         stack[++top] = 0;
+        break;
+      case kNumberRange:
+      case kValueAny:
+      case kValueAll:
+      case kIdIn:
+        stack[++top] = columns.leaf != nullptr ? columns(ins.row) : 0;
         break;
       default:
         break;

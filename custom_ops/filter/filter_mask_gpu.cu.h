@@ -18,6 +18,11 @@
 // memory (lane-interleaved, conflict-free). Each lane serves up to 2 queries
 // of the block's group of 64.
 //
+// Column path (programs with column leaves, filter_columns.h): each lane owns
+// one item, evaluates every query's program with EvalProgramWith and the
+// shared ColumnLeaf (the same code as the CPU's portable path), and
+// __ballot_sync turns 32 verdicts into a word.
+//
 // Counts: popcounts per lane, reduced in shared memory, one global atomic per
 // query per block. Programs must be validated on the host first.
 #ifndef LINR_CUSTOM_OPS_FILTER_FILTER_MASK_GPU_CU_H_
@@ -28,6 +33,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "custom_ops/filter/filter_columns.h"
 #include "custom_ops/filter/filter_program.h"
 
 namespace linr {
@@ -311,6 +317,78 @@ __global__ void __launch_bounds__(kMaskWarps * 32)
   for (int i = threadIdx.x; i < nq; i += blockDim.x) {
     if (count_s[i] != 0) atomicAdd(&count[q0 + i], count_s[i]);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Column path.
+__global__ void __launch_bounds__(kMaskWarps * 32)
+    FilterMaskColumnsKernel(const int32_t* __restrict__ item_bits, int64_t num_items,
+                            int64_t num_words, const int32_t* __restrict__ program,
+                            int64_t length, int64_t batch, const int64_t* __restrict__ numbers,
+                            int64_t num_numbers, const int32_t* __restrict__ value_ids,
+                            int64_t value_width, const int64_t* __restrict__ records,
+                            int64_t num_records, const int32_t* __restrict__ pool,
+                            int32_t* __restrict__ mask, int32_t* __restrict__ count) {
+  const int lane = threadIdx.x & 31;
+  const int64_t mask_words = (num_items + 31) / 32;
+  const int64_t row = kProgramHeaderWords + num_words;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  const int64_t q = blockIdx.y;
+  const ColumnLeaf leaf{numbers, num_numbers, value_ids, value_width,
+                        records + q * num_records * kOperandWords, pool};
+  const int32_t* prog = program + q * length * row;
+  int32_t cnt = 0;
+  for (int64_t w = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+       w < mask_words; w += warps) {
+    const int64_t item = w * 32 + lane;
+    bool pass = false;
+    if (item < num_items) {
+      pass = EvalProgramWith(prog, length, num_words, item_bits + item * num_words,
+                             ColumnItem{leaf, item});
+    }
+    const uint32_t word = __ballot_sync(0xffffffffu, pass);
+    if (lane == 0) {
+      mask[q * mask_words + w] = static_cast<int32_t>(word);
+      cnt += __popc(word);
+    }
+  }
+  if (lane == 0 && cnt != 0) atomicAdd(&count[q], cnt);
+}
+
+// Programs with column leaves: mask [B, ceil(N/32)] and count [B] (device
+// memory; count zeroed here). Programs, resolved records [B, P, 4] and the
+// pool are device copies of the host-resolved operands.
+inline cudaError_t LaunchFilterMaskColumns(const int32_t* item_bits, int64_t num_items,
+                                           int64_t num_words, const int32_t* program,
+                                           int64_t length, int64_t batch,
+                                           const int64_t* numbers, int64_t num_numbers,
+                                           const int32_t* value_ids, int64_t value_width,
+                                           const int64_t* records, int64_t num_records,
+                                           const int32_t* pool, int32_t* mask, int32_t* count,
+                                           cudaStream_t stream) {
+  if (batch <= 0) return cudaSuccess;
+  cudaError_t err = cudaMemsetAsync(count, 0, sizeof(int32_t) * batch, stream);
+  if (err != cudaSuccess) return err;
+  const int64_t mask_words = (num_items + 31) / 32;
+  if (mask_words == 0) return cudaSuccess;
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int64_t want = (mask_words + kMaskWarps - 1) / kMaskWarps;
+  const int64_t blocks = std::max<int64_t>(
+      1, std::min<int64_t>(want, static_cast<int64_t>(sms) * 8 / std::max<int64_t>(1, std::min<int64_t>(batch, 8))));
+  for (int64_t q0 = 0; q0 < batch; q0 += 65535) {
+    const int64_t nq = std::min<int64_t>(65535, batch - q0);
+    const int64_t row = kProgramHeaderWords + num_words;
+    dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nq));
+    FilterMaskColumnsKernel<<<grid, kMaskWarps * 32, 0, stream>>>(
+        item_bits, num_items, num_words, program + q0 * length * row, length, nq, numbers,
+        num_numbers, value_ids, value_width, records + q0 * num_records * kOperandWords,
+        num_records, pool, mask + q0 * mask_words, count + q0);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
 }
 
 // Computes mask [B, ceil(N/32)] and count [B] (both device memory; count is

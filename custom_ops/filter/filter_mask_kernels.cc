@@ -1,4 +1,4 @@
-// CPU kernel of LinrFilterMask.
+// CPU kernel of LinrFilterMask and LinrFilterMaskColumns.
 //
 // Items are processed in chunks of 2048 (64 output words) on TF's intra-op
 // thread pool. Identical programs of the batch are evaluated once and their
@@ -75,13 +75,15 @@ struct FilterMaskFunctor<CPUDevice> {
     std::fill(counts, counts + batch, 0);
     if (batch == 0 || num_items == 0) return;
 
-    // Identical programs are evaluated once: rep[b] = first query with b's program.
+    // Identical programs are evaluated once: rep[b] = first query with b's
+    // program (not with column leaves: their operands differ per query).
     const size_t program_bytes = static_cast<size_t>(length * row) * sizeof(int32_t);
     std::vector<int64_t> unique;  // representative queries
     std::vector<int64_t> rep(batch);
     for (int64_t b = 0; b < batch; ++b) {
       rep[b] = b;
       for (int64_t u : unique) {
+        if (a.has_columns) break;
         if (std::memcmp(programs + u * length * row, programs + b * length * row,
                         program_bytes) == 0) {
           rep[b] = u;
@@ -91,8 +93,14 @@ struct FilterMaskFunctor<CPUDevice> {
       if (rep[b] == b) unique.push_back(b);
     }
     std::vector<std::vector<filter_mask::Instruction>> stripped;
+    std::vector<ColumnLeaf> leaves;  // per unique query (column programs)
     for (int64_t u : unique) {
       stripped.push_back(filter_mask::StripProgram(programs + u * length * row, length, num_words));
+      if (a.has_columns) {
+        leaves.push_back(ColumnLeaf{a.numbers, a.num_numbers, a.value_ids, a.value_width,
+                                    a.resolved->records.data() + u * a.resolved->num_records * 4,
+                                    a.resolved->pool.data()});
+      }
     }
 
     const bool bit_sliced = UseBitSliced();
@@ -127,12 +135,14 @@ struct FilterMaskFunctor<CPUDevice> {
           uint32_t* out = mask + unique[u] * mask_words + w_first;
           int64_t count = 0;
           for (int64_t j = 0; j < n; j += filter_mask::kBlock) {
+            const filter_mask::ColumnBlock column_block{
+                a.has_columns ? &leaves[u] : nullptr, num_items, first + j};
 #if LINR_FILTER_X86
             uint64_t v = filter_mask::EvalBlock<filter_mask::Avx2Leaves>(
-                prog.data(), prog.size(), cols + j, stride, num_words);
+                prog.data(), prog.size(), cols + j, stride, num_words, column_block);
 #else
             uint64_t v = filter_mask::EvalBlock<filter_mask::PortableLeaves>(
-                prog.data(), prog.size(), cols + j, stride, num_words);
+                prog.data(), prog.size(), cols + j, stride, num_words, column_block);
 #endif
             const int64_t left = n - j;
             if (left < 64) v &= (uint64_t{1} << left) - 1;
@@ -148,8 +158,14 @@ struct FilterMaskFunctor<CPUDevice> {
           uint32_t* out = mask + unique[u] * mask_words + w_first;
           std::fill(out, out + w_count, 0u);
           int64_t count = 0;
+          const ColumnLeaf* leaf = a.has_columns ? &leaves[u] : nullptr;
           for (int64_t j = 0; j < n; ++j) {
-            if (EvalProgram(prog, length, num_words, bits + (first + j) * num_words)) {
+            const int32_t* item = bits + (first + j) * num_words;
+            const bool pass = leaf != nullptr
+                                  ? EvalProgramWith(prog, length, num_words, item,
+                                                    ColumnItem{*leaf, first + j})
+                                  : EvalProgram(prog, length, num_words, item);
+            if (pass) {
               out[j / 32] |= 1u << (j % 32);
               ++count;
             }
@@ -182,6 +198,7 @@ struct FilterMaskFunctor<CPUDevice> {
 
 namespace {
 
+// LinrFilterMask, and LinrFilterMaskColumns (7 inputs).
 template <typename Device>
 class FilterMaskOp : public OpKernel {
  public:
@@ -190,7 +207,14 @@ class FilterMaskOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& item_bits = ctx->input(0);
     const Tensor& program = ctx->input(1);
-    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program));
+    const bool with_columns = ctx->num_inputs() == 7;
+    OP_REQUIRES_OK(ctx, ValidateFilterMaskInputs(item_bits, program, with_columns));
+    ResolvedColumns resolved;
+    if (with_columns) {
+      OP_REQUIRES_OK(ctx, ResolveColumnOperands(program, ctx->input(2), ctx->input(3),
+                                                ctx->input(4), ctx->input(5), ctx->input(6),
+                                                item_bits.dim_size(0), &resolved));
+    }
     const int64_t num_items = item_bits.dim_size(0);
     const int64_t batch = program.dim_size(0);
     Tensor* mask = nullptr;
@@ -198,7 +222,7 @@ class FilterMaskOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, (num_items + 31) / 32}),
                                              &mask));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch}), &count));
-    const FilterMaskArgs args{item_bits.flat<int32_t>().data(),
+    FilterMaskArgs args{item_bits.flat<int32_t>().data(),
                               &program,
                               num_items,
                               /*num_words=*/item_bits.dim_size(1),
@@ -206,11 +230,21 @@ class FilterMaskOp : public OpKernel {
                               /*length=*/program.dim_size(1),
                               mask->flat<int32_t>().data(),
                               count->flat<int32_t>().data()};
+    if (with_columns) {
+      args.has_columns = true;
+      args.numbers = ctx->input(5).flat<int64_t>().data();
+      args.num_numbers = ctx->input(5).dim_size(1);
+      args.value_ids = ctx->input(6).flat<int32_t>().data();
+      args.value_width = ctx->input(6).dim_size(1);
+      args.resolved = &resolved;
+    }
     FilterMaskFunctor<Device>()(ctx, args);
   }
 };
 
 REGISTER_KERNEL_BUILDER(Name("LinrFilterMask").Device(::tensorflow::DEVICE_CPU),
+                        FilterMaskOp<CPUDevice>);
+REGISTER_KERNEL_BUILDER(Name("LinrFilterMaskColumns").Device(::tensorflow::DEVICE_CPU),
                         FilterMaskOp<CPUDevice>);
 
 }  // namespace
@@ -220,6 +254,13 @@ REGISTER_KERNEL_BUILDER(Name("LinrFilterMask").Device(::tensorflow::DEVICE_CPU),
 REGISTER_KERNEL_BUILDER(Name("LinrFilterMask")
                             .Device(::tensorflow::DEVICE_GPU)
                             .HostMemory("program"),
+                        FilterMaskOp<GPUDevice>);
+REGISTER_KERNEL_BUILDER(Name("LinrFilterMaskColumns")
+                            .Device(::tensorflow::DEVICE_GPU)
+                            .HostMemory("program")
+                            .HostMemory("operands")
+                            .HostMemory("value_refs")
+                            .HostMemory("id_slots"),
                         FilterMaskOp<GPUDevice>);
 #endif  // GOOGLE_CUDA
 

@@ -1,4 +1,4 @@
-// LinrFilterMask: one kernel, FilterMaskOp<Device> (filter_mask_kernels.cc:
+// LinrFilterMask and LinrFilterMaskColumns: one kernel, FilterMaskOp<Device> (filter_mask_kernels.cc:
 // input checks, outputs), and its device functors FilterMaskFunctor<Device>:
 // CPUDevice in filter_mask_kernels.cc, GPUDevice in
 // filter_mask_kernels_gpu.cu.cc.
@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "custom_ops/common/devices.h"
+#include "custom_ops/filter/filter_columns_resolve.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 
@@ -23,6 +24,14 @@ struct FilterMaskArgs {
   int64_t num_items, num_words, batch, length;
   int32_t* mask;
   int32_t* count;
+  // LinrFilterMaskColumns only (LinrFilterMask: no column leaves): the column
+  // stores (the op's memory) and the operands resolved on the host.
+  bool has_columns = false;
+  const int64_t* numbers = nullptr;
+  int64_t num_numbers = 0;
+  const int32_t* value_ids = nullptr;
+  int64_t value_width = 0;
+  const ResolvedColumns* resolved = nullptr;
 };
 
 // Fills mask and count; failures are reported on ctx.

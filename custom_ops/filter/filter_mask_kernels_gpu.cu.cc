@@ -17,7 +17,7 @@ namespace linr {
 
 void FilterMaskFunctor<GPUDevice>::operator()(tensorflow::OpKernelContext* ctx,
                                               const FilterMaskArgs& a) {
-  OP_REQUIRES(ctx, a.num_words >= 1 && a.num_words <= 320,
+  OP_REQUIRES(ctx, a.num_words >= 1 && (a.has_columns || a.num_words <= 320),
               tensorflow::errors::InvalidArgument(
                   "LinrFilterMask: GPU kernel needs 1 <= W <= 320, got ", a.num_words));
   if (a.batch == 0) return;
@@ -33,6 +33,35 @@ void FilterMaskFunctor<GPUDevice>::operator()(tensorflow::OpKernelContext* ctx,
                           cudaMemcpyHostToDevice, stream);
     // The host tensor may be pinned; keep it alive until the copy is done.
     if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  }
+  if (a.has_columns) {
+    // Resolved operands and the pool (host) go to the device as well.
+    const ResolvedColumns& r = *a.resolved;
+    tensorflow::Tensor dev_records, dev_pool;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT64,
+                                           {static_cast<int64_t>(r.records.size()) + 1},
+                                           &dev_records));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32,
+                                           {static_cast<int64_t>(r.pool.size())}, &dev_pool));
+    if (err == cudaSuccess && !r.records.empty()) {
+      err = cudaMemcpyAsync(dev_records.flat<int64_t>().data(), r.records.data(),
+                            sizeof(int64_t) * r.records.size(), cudaMemcpyHostToDevice, stream);
+    }
+    if (err == cudaSuccess) {
+      err = cudaMemcpyAsync(dev_pool.flat<int32_t>().data(), r.pool.data(),
+                            sizeof(int32_t) * r.pool.size(), cudaMemcpyHostToDevice, stream);
+    }
+    // The host vectors die with the op: wait for the copies.
+    if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+    if (err == cudaSuccess) {
+      err = gpu::LaunchFilterMaskColumns(
+          a.item_bits, a.num_items, a.num_words, dev_prog.flat<int32_t>().data(), a.length,
+          a.batch, a.numbers, a.num_numbers, a.value_ids, a.value_width,
+          dev_records.flat<int64_t>().data(), r.num_records, dev_pool.flat<int32_t>().data(),
+          a.mask, a.count, stream);
+    }
+    OP_REQUIRES_OK(ctx, CudaStatus("LinrFilterMaskColumns", err));
+    return;
   }
   if (err == cudaSuccess) {
     err = gpu::LaunchFilterMask(a.item_bits, a.num_items, a.num_words,

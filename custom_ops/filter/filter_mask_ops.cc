@@ -51,4 +51,37 @@ mask: [B, M] pass bits, M = ceil(N / 32).
 count: [B] number of passing items per query.
 )doc");
 
+REGISTER_OP("LinrFilterMaskColumns")
+    .Input("item_bits: int32")
+    .Input("program: int32")
+    .Input("operands: int64")
+    .Input("value_refs: int32")
+    .Input("id_slots: int64")
+    .Input("numbers: int64")
+    .Input("value_ids: int32")
+    .Output("mask: int32")
+    .Output("count: int32")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle item_bits, program;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &item_bits));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 3, &program));
+      DimensionHandle num_items = c->Dim(item_bits, 0);
+      DimensionHandle mask_words = c->UnknownDim();
+      if (c->ValueKnown(num_items)) mask_words = c->MakeDim((c->Value(num_items) + 31) / 32);
+      c->set_output(0, c->Matrix(c->Dim(program, 0), mask_words));
+      c->set_output(1, c->Vector(c->Dim(program, 0)));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+LinrFilterMask over the bitsets and the column stores, in one pass: programs
+of LinrCompileFilterColumns (custom_ops/filter/filter_columns.h).
+
+operands: [B, P, 4] operand records of the column leaves.
+value_refs: [B, Lv] value ids of the programs' value lookups (-1 = unknown:
+  matches nothing).
+id_slots: [B, Li] slots of the programs' id lookups (-1 = not in the index).
+numbers: [N, A] exact numbers (int64, or float64 bit patterns).
+value_ids: [N, V] value ids, each attribute's cell sorted, -1 padded.
+)doc");
+
 }  // namespace linr

@@ -14,8 +14,10 @@ namespace linr {
 
 // Checks item_bits [N, W] and program [B, L, 2 + W], and every program's
 // opcodes and stack discipline (ValidateProgram).
+// Column leaves are only valid `with_columns` (LinrFilterMaskColumns).
 inline absl::Status ValidateFilterMaskInputs(const tensorflow::Tensor& item_bits,
-                                             const tensorflow::Tensor& program) {
+                                             const tensorflow::Tensor& program,
+                                             bool with_columns = false) {
   namespace errors = ::tensorflow::errors;
   if (item_bits.dims() != 2) {
     return errors::InvalidArgument("LinrFilterMask: item_bits must have rank 2, got shape ",
@@ -39,6 +41,13 @@ inline absl::Status ValidateFilterMaskInputs(const tensorflow::Tensor& item_bits
     if (problem != nullptr) {
       return errors::InvalidArgument("LinrFilterMask: invalid filter program for query ", b,
                                      ": ", problem);
+    }
+    for (int64_t i = 0; i < length && !with_columns; ++i) {
+      if (IsColumnLeaf(programs[(b * length + i) * row])) {
+        return errors::InvalidArgument(
+            "LinrFilterMask: the program of query ", b, " has column leaves (exact numbers, "
+            "value ids or item ids); evaluate it with LinrFilterMaskColumns");
+      }
     }
   }
   return absl::OkStatus();

@@ -18,6 +18,10 @@
 //   kNot  pop a, push !a
 //   kTrue / kFalse  push a constant (empty filter = kTrue; an unknown value in
 //                   match-none mode = kFalse)
+//   kNumberRange, kValueAny, kValueAll, kIdIn  column leaves: push a verdict
+//                   computed from the item's exact numbers, value ids or slot
+//                   (filter_columns.h); header word 1 is the index of the
+//                   leaf's operand record, the mask words are unused.
 // A valid program leaves exactly one value on the stack: the verdict.
 #ifndef LINR_CUSTOM_OPS_FILTER_FILTER_PROGRAM_H_
 #define LINR_CUSTOM_OPS_FILTER_FILTER_PROGRAM_H_
@@ -37,7 +41,15 @@ enum FilterOpcode : int32_t {
   kNot = 5,
   kTrue = 6,
   kFalse = 7,
+  kNumberRange = 8,  // lo <= numbers[item, column] <= hi (int64 or float64)
+  kValueAny = 9,     // the item holds one of the listed value ids
+  kValueAll = 10,    // the item holds every listed value id
+  kIdIn = 11,        // the item's slot is in the listed slots
 };
+
+LINR_HOST_DEVICE LINR_FORCE_INLINE bool IsColumnLeaf(int32_t opcode) {
+  return opcode >= kNumberRange && opcode <= kIdIn;
+}
 
 constexpr int kProgramHeaderWords = 2;
 constexpr int kMaxProgramStack = 64;
@@ -56,6 +68,10 @@ inline const char* ValidateProgram(const int32_t* program, int64_t length,
       case kAll:
       case kTrue:
       case kFalse:
+      case kNumberRange:
+      case kValueAny:
+      case kValueAll:
+      case kIdIn:
         if (++depth > kMaxProgramStack) return "filter program stack overflow (nesting too deep)";
         break;
       case kAnd:
@@ -74,10 +90,18 @@ inline const char* ValidateProgram(const int32_t* program, int64_t length,
   return nullptr;
 }
 
-// Evaluates a validated program against one item's bitset (W words).
-LINR_HOST_DEVICE LINR_FORCE_INLINE bool EvalProgram(const int32_t* program, int64_t length,
-                                                    int64_t num_words,
-                                                    const int32_t* item_bits) {
+// A program without column leaves needs no column evaluator.
+struct NoColumns {
+  LINR_HOST_DEVICE bool operator()(const int32_t* /*instruction*/) const { return false; }
+};
+
+// Evaluates a validated program against one item's bitset (W words); column
+// leaves are answered by `columns(instruction)` (filter_columns.h).
+template <typename Columns>
+LINR_HOST_DEVICE LINR_FORCE_INLINE bool EvalProgramWith(const int32_t* program, int64_t length,
+                                                        int64_t num_words,
+                                                        const int32_t* item_bits,
+                                                        const Columns& columns) {
   const int64_t row = kProgramHeaderWords + num_words;
   uint64_t stack = 0;  // bit 0 = top of stack
   for (int64_t i = 0; i < length; ++i) {
@@ -117,11 +141,24 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE bool EvalProgram(const int32_t* program, int6
       case kFalse:
         stack <<= 1;
         break;
+      case kNumberRange:
+      case kValueAny:
+      case kValueAll:
+      case kIdIn:
+        stack = (stack << 1) | (columns(ins) ? 1 : 0);
+        break;
       default:  // kNop
         break;
     }
   }
   return (stack & 1) != 0;
+}
+
+// Evaluates a validated program without column leaves against one item's bitset.
+LINR_HOST_DEVICE LINR_FORCE_INLINE bool EvalProgram(const int32_t* program, int64_t length,
+                                                    int64_t num_words,
+                                                    const int32_t* item_bits) {
+  return EvalProgramWith(program, length, num_words, item_bits, NoColumns());
 }
 
 }  // namespace linr

@@ -7,9 +7,9 @@ The op library is `//custom_ops:_linr_ops.so`, loaded on first use (see
 
 from linr_tf.ops._library import load_library
 from linr_tf.ops.asym_ops import asymmetric_hamming_top_k
-from linr_tf.ops.filter_ops import compile_filter
+from linr_tf.ops.filter_ops import compile_filter, compile_filter_columns
 from linr_tf.ops.hamming_ops import hamming_top_k
-from linr_tf.ops.mask_ops import FilterMask, filter_mask
+from linr_tf.ops.mask_ops import FilterMask, filter_mask, filter_mask_columns
 from linr_tf.ops.rows_ops import read_rows, write_rows
 from linr_tf.ops.topk_ops import (MaskedTopK, PREFILTER_MAX_PASS_RATE, filtered_top_k,
                                   masked_top_k, prefilter_top_k, top_k_over_mask)
@@ -20,7 +20,9 @@ __all__ = [
     "PREFILTER_MAX_PASS_RATE",
     "asymmetric_hamming_top_k",
     "compile_filter",
+    "compile_filter_columns",
     "filter_mask",
+    "filter_mask_columns",
     "filtered_top_k",
     "hamming_top_k",
     "load_library",

@@ -33,3 +33,24 @@ def filter_mask(item_bits, program, name=None) -> FilterMask:
     program = tf.convert_to_tensor(program, tf.int32, name="program")
     mask, count = module.linr_filter_mask(item_bits, program)
   return FilterMask(mask, count)
+
+
+def filter_mask_columns(item_bits, program, operands, value_refs, id_slots, numbers,
+                        value_ids, name=None) -> FilterMask:
+  """`filter_mask` over bitsets and column stores in one pass (op
+  LinrFilterMaskColumns): programs of `compile_filter_columns`.
+
+  Args:
+    item_bits: int32 [N, W]; program: int32 [B, L, 2 + W]; operands: int64
+      [B, P, 4]; value_refs: int32 [B, Lv] value ids of the value lookups (-1 =
+      unknown); id_slots: int64 [B, Li] slots of the id lookups (-1 = none);
+      numbers: int64 [N, A]; value_ids: int32 [N, V].
+  """
+  module = _library.load_library()
+  with tf.name_scope(name or "filter_mask_columns"):
+    mask, count = module.linr_filter_mask_columns(
+        tf.convert_to_tensor(item_bits, tf.int32), tf.convert_to_tensor(program, tf.int32),
+        tf.convert_to_tensor(operands, tf.int64), tf.convert_to_tensor(value_refs, tf.int32),
+        tf.convert_to_tensor(id_slots, tf.int64), tf.convert_to_tensor(numbers, tf.int64),
+        tf.convert_to_tensor(value_ids, tf.int32))
+  return FilterMask(mask, count)

@@ -159,7 +159,9 @@ def test_static_shape_in_graph():
 
 GOOD = [[ANY, 0, 1]]
 ERROR_CASES = {
-    "bad_opcode": ([GOOD, [[9, 0, 1]]], "query 1: filter program has an unknown opcode"),
+    "bad_opcode": ([GOOD, [[99, 0, 1]]], "query 1: filter program has an unknown opcode"),
+    # Opcodes 8-11 are column leaves: LinrFilterMaskColumns only.
+    "column_leaf": ([GOOD, [[9, 0, 1]]], "the program of query 1 has column leaves"),
     "underflow": ([[[ANY, 0, 1], [AND, 0, 0]], GOOD], "query 0: filter program stack underflow"),
     "not_underflow": ([GOOD, GOOD, [[NOT, 0, 0]]], "query 2: filter program stack underflow"),
     "two_values": ([GOOD, [[ANY, 0, 1], [ANY, 0, 2]]],
