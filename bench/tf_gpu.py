@@ -115,7 +115,9 @@ def stock_tf(vectors, pass_bool):
     outs = []
     for i in range(q.shape[0]):
       idx = tf.where(m[i])[:, 0]
-      rows = tf.gather(vectors, idx)
+      # A tensor, not the variable: a ResourceGather would switch the
+      # variable to copy-on-read, and every later read (ours too) would copy it.
+      rows = tf.gather(tf.convert_to_tensor(vectors), idx)
       s = tf.linalg.matvec(rows, tf.cast(q[i], tf.float16))
       outs.append(tf.math.top_k(tf.cast(s, tf.float32), tf.minimum(K, tf.size(s))).values[:1])
     return outs

@@ -91,7 +91,14 @@ def _placement(fn):
     for g in graph.partition_graphs:
       for node in g.node:
         devices.setdefault(node.op, set()).add(node.device)
+        if "CPU" in node.device and node.op in HOT_OPS:
+          inputs = ", ".join(node.input[:4])
+          _HOST_NODES.append(f"{node.name} ({node.op} <- {inputs}; "
+                             f"{len(g.node)} nodes in its partition)")
   return devices, out
+
+
+_HOST_NODES = []   # hot-path nodes seen on the host, for the failure message
 
 
 def _signature_calls(loaded, cfg):
@@ -123,7 +130,7 @@ def test_loaded_index_lives_on_the_gpu_and_hot_ops_run_there(exported):
     hot = {op: d for op, d in devices.items() if op in HOT_OPS}
     assert hot, f"{sig}: no LiNR op ran ({sorted(devices)})"
     on_host = {op: d for op, d in hot.items() if any("GPU" not in x for x in d)}
-    assert not on_host, f"{sig}: hot-path ops on the host: {on_host}"
+    assert not on_host, f"{sig}: hot-path ops on the host: {on_host}; nodes: {_HOST_NODES[:8]}"
 
 
 def test_gpu_savedmodel_equals_cpu_ops(exported):

@@ -9,6 +9,7 @@ op library (tools/build_ops.sh OUT --cuda) and a GPU; skipped without a GPU.
 """
 
 import threading
+import traceback
 import time
 
 import numpy as np
@@ -201,7 +202,8 @@ def test_concurrent_gpu_index_never_sees_torn_rows():
             errors.append(f"deleted item {i} returned")
         checked[0] += 1
     except Exception as e:  # pylint: disable=broad-except
-      errors.append(f"reader: {type(e).__name__}: {str(e)[:600]}")
+      errors.append(f"reader: {type(e).__name__}: {str(e)[:300]} at "
+                    f"{traceback.format_exc()[-900:]}")
 
   threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=writer)]
   for t in threads:
