@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 FEATURE_TYPES = ("id", "categorical", "numeric")
+CODE_SCORERS = ("hamming", "rabitq")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +99,18 @@ class IndexConfig:
   code_seed: seed of the Sign-OPORP permutation and signs.
   rerank_factor: with codes and vectors, top rerank_factor * k candidates by
     codes are reranked exactly.
+  code_scorer: how codes are scored: "hamming" (symmetric, matching bits of
+    query and item codes: `SignOPORP`, `HammingSearch`) or "rabitq"
+    (asymmetric: item codes plus a float32 factor per item against the query
+    quantized to `query_bits` bits: `RaBitQ`, `RaBitQSearch`).
+  query_bits: Bq of "rabitq", one of 1, 2, 4, 8.
   """
   vectors: Optional[str] = "float32"
   code_bits: int = 0
   code_seed: int = 0
   rerank_factor: int = 10
+  code_scorer: str = "hamming"
+  query_bits: int = 4
 
   def __post_init__(self):
     if self.vectors not in (None, "float32", "float16", "bfloat16"):
@@ -115,6 +123,16 @@ class IndexConfig:
       raise ValueError("index: vectors: null needs code_bits > 0")
     if self.rerank_factor < 1:
       raise ValueError(f"index.rerank_factor must be >= 1, got {self.rerank_factor}")
+    if self.code_scorer not in CODE_SCORERS:
+      raise ValueError(f"index.code_scorer must be one of {', '.join(CODE_SCORERS)}, "
+                       f"got {self.code_scorer!r}")
+    if self.query_bits not in (1, 2, 4, 8):
+      raise ValueError(f"index.query_bits must be 1, 2, 4 or 8, got {self.query_bits}")
+
+  @property
+  def code_factors(self) -> bool:
+    """Whether the index stores a factor per code (the "rabitq" scorer)."""
+    return bool(self.code_bits) and self.code_scorer == "rabitq"
 
 
 @dataclasses.dataclass(frozen=True)

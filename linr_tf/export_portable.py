@@ -37,13 +37,15 @@ class PortableIndex(tf.Module):
     self.layout = index.layout
     self.ids, self.versions, self.attributes = index.ids, index.versions, index.attributes
     self.vectors, self.codes = index.vectors, index.codes
+    self.code_factors = index.code_factors
     self.bit_keys = index.bit_keys
     self.quantizer = index.quantizer
     self.searcher = index.searcher.with_kernels(StockKernels())
 
   def __call__(self, queries, filters=None, k=10, strategy="auto"):
     rows = self.searcher.kernels.read(self.layout, Rows(
-        self.ids, self.versions, self.attributes, self.vectors, self.codes))
+        self.ids, self.versions, self.attributes, self.vectors, self.codes,
+        self.code_factors))
     scores, slots, count = search_slots(self.searcher, rows, self.bit_keys, queries,
                                         filters, k, strategy)
     return scores, slots_to_ids(rows.ids, slots), count

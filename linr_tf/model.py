@@ -24,7 +24,7 @@ from linr_tf import config as config_lib
 from linr_tf.data.csv_io import Catalog, Interactions
 from linr_tf.attributes import AttributeSchema
 from linr_tf.index import IndexTopK, ItemIndex
-from linr_tf.quantization import SignOPORP
+from linr_tf.quantization import RaBitQ, SignOPORP
 from linr_tf.towers import Tower
 
 SAMPLING_PROBABILITY = "__sampling_probability__"
@@ -125,8 +125,12 @@ class RetrievalModel(tfrs.Model):
                              cfg.separator, name="query_tower")
     self.item_tower = Tower(cfg.item_features, vocabularies, cfg.embedding_dim,
                             cfg.hidden_units, cfg.separator, name="item_tower")
-    quantizer = (SignOPORP(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed)
-                 if cfg.index.code_bits else None)
+    quantizer = None
+    if cfg.index.code_factors:
+      quantizer = RaBitQ(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed,
+                         cfg.index.query_bits)
+    elif cfg.index.code_bits:
+      quantizer = SignOPORP(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed)
     self.index = ItemIndex(cfg.embedding_dim, bit_keys, vectors=cfg.index.vectors,
                            quantizer=quantizer, rerank_factor=cfg.index.rerank_factor,
                            name="item_index")

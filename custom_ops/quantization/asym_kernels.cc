@@ -5,7 +5,8 @@
 // shard on TF's intra-op thread pool (2 per thread for B > 1, 4 for B = 1),
 // as in LinrHammingTopK. A task runs asym_cpu::ScanRange (asym_cpu_scan.h):
 // tiles of ~16 KiB of codes are scored against every query before the next
-// tile is read, only passing items, into per-query running top-k buffers;
+// tile is read (densely when a quarter of the tile passes, else only the
+// passing items) into per-query running top-k buffers;
 // per-shard results are merged per query with the full (score desc, index
 // asc) order (select/merge.h).
 //
@@ -47,7 +48,7 @@ struct AsymHammingTopKFunctor<CPUDevice> {
   void operator()(OpKernelContext* ctx, const AsymHammingTopKArgs& a, const TopKOutputs& out) {
     if (a.batch == 0) return;
     const int64_t batch = a.batch, words = a.words, num_words = a.num_words, k = a.k;
-    const asym_cpu::Kernels kern = asym_cpu::SelectKernels(words);
+    const asym_cpu::Kernels kern = asym_cpu::SelectKernels(words, static_cast<int>(a.bits));
     const uint32_t* planes = reinterpret_cast<const uint32_t*>(a.query_planes);
     const uint32_t* codes = reinterpret_cast<const uint32_t*>(a.item_codes);
     const uint32_t* mask = reinterpret_cast<const uint32_t*>(a.mask);

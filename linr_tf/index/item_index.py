@@ -15,7 +15,10 @@ State (saved with the model; one row per slot, leading dimension = capacity):
   * `vectors` [capacity, dim] float32 / float16 / bfloat16 — the vectors scored
     exactly (absent when `vectors=None`);
   * `codes` [capacity, m / 32] int32 — 1-bit Sign-OPORP codes (only with a
-    `quantizer`), scored by matching bits, then reranked with `vectors`;
+    `quantizer`), scored by matching bits (`SignOPORP`) or asymmetrically
+    against a quantized query (`RaBitQ`), then reranked with `vectors`;
+  * `code_factors` [capacity] float32 — the per-item factor of the `RaBitQ`
+    estimator (only with a `RaBitQ` quantizer), written with the codes;
   * `slot_of` (id -> slot) and `deleted` (id -> version of its delete) hash
     tables, `free_slots` and `num_slots` (slots ever used): the write side;
   * `bit_keys` [num_bits] string — what each attribute bit means.
@@ -41,7 +44,7 @@ version > last; update_attributes applies iff the item exists and version >
 its version. Re-applying a change is therefore a no-op.
 """
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -52,6 +55,7 @@ from linr_tf import ops
 from linr_tf import search as search_lib
 from linr_tf.index import checks
 from linr_tf.index.rows import RowLayout, Rows
+from linr_tf.quantization.rabitq import RaBitQ
 from linr_tf.quantization.sign_oporp import SignOPORP
 
 
@@ -94,15 +98,18 @@ class ItemIndex(tf.keras.layers.Layer):
     capacity: initial number of slots (grows on demand).
     vectors: dtype of the stored vectors ("float32", "float16", "bfloat16"),
       or None to keep only codes (needs a quantizer).
-    quantizer: a `SignOPORP` encoder: items are also stored as 1-bit codes and
-      searched by matching bits, top `rerank_factor * k` reranked exactly with
-      the vectors (when kept).
+    quantizer: a `SignOPORP` encoder (items are also stored as 1-bit codes and
+      searched by matching bits) or a `RaBitQ` quantizer (the same codes plus
+      one float32 factor per item, searched against a quantized query:
+      `RaBitQSearch`); top `rerank_factor * k` reranked exactly with the
+      vectors (when kept).
     rerank_factor: candidates per result for the rerank (>= 1).
   """
 
   def __init__(self, dim: int, bit_keys: Sequence[str], capacity: int = 0,
                vectors: Optional[str] = "float32",
-               quantizer: Optional[SignOPORP] = None, rerank_factor: int = 10,
+               quantizer: Optional[Union[SignOPORP, RaBitQ]] = None,
+               rerank_factor: int = 10,
                **kwargs):
     super().__init__(**kwargs)
     schema = attributes_lib.AttributeSchema(bit_keys)
@@ -114,7 +121,8 @@ class ItemIndex(tf.keras.layers.Layer):
     # Chosen once: ExactSearch, HammingSearch or RefineSearch (checks the args).
     self.searcher = search_lib.make_searcher(vectors, quantizer, rerank_factor)
     self.layout = RowLayout.for_index(self.dim, self.num_words, vectors,
-                                      quantizer.num_words if quantizer else 0)
+                                      quantizer.num_words if quantizer else 0,
+                                      code_factors=isinstance(quantizer, RaBitQ))
     # One attribute per store (checkpoint names "ids", "vectors", ...).
     for name, var in zip(Rows._fields, self.layout.make_variables(capacity)):
       setattr(self, name, var)
@@ -177,7 +185,9 @@ class ItemIndex(tf.keras.layers.Layer):
     out = []
     if self.vectors is not None:
       out.append(tf.cast(embeddings, self.vectors.dtype))
-    if self.codes is not None:
+    if self.code_factors is not None:
+      out.extend(self.quantizer.encode_items(embeddings))
+    elif self.codes is not None:
       out.append(self.quantizer.encode(embeddings))
     return out
 

@@ -56,7 +56,8 @@ class LiveIndex:
     self._lock = threading.Lock()
     # The index's row layout, as `ItemIndex` builds it from the same config.
     self.layout = RowLayout.for_index(self.dim, self.schema.num_words,
-                                      self.cfg.index.vectors, self.cfg.index.code_bits // 32)
+                                      self.cfg.index.vectors, self.cfg.index.code_bits // 32,
+                                      code_factors=self.cfg.index.code_factors)
     index = module.index
     self.rows = Rows(**{n: getattr(index, n) for n in self.layout.names})
 

@@ -33,13 +33,15 @@ class Rows(NamedTuple):
 
   ids [N] string ("" = never used), versions [N] int64, attributes [N, W]
   int32 bitsets (bit 0 = `__live__`), vectors [N, dim] float, codes [N, m/32]
-  int32 1-bit codes.
+  int32 1-bit codes, code_factors [N] float32 per-item factors of the
+  asymmetric (RaBitQ) estimator.
   """
   ids: object = None
   versions: object = None
   attributes: object = None
   vectors: object = None
   codes: object = None
+  code_factors: object = None
 
   def present(self) -> list:
     """The present values, in field order (what `read_rows` takes)."""
@@ -75,9 +77,10 @@ class RowLayout:
 
   @classmethod
   def for_index(cls, dim: int, num_words: int, vectors: Optional[str] = "float32",
-                code_words: int = 0) -> "RowLayout":
-    """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none) and
-    `code_words` int32 words of 1-bit codes per item (0 = none)."""
+                code_words: int = 0, code_factors: bool = False) -> "RowLayout":
+    """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none),
+    `code_words` int32 words of 1-bit codes per item (0 = none) and, with
+    `code_factors`, one float32 factor per code (`RaBitQ`)."""
     fields = [RowField("ids", tf.string, (), ""),
               RowField("versions", tf.int64, ()),
               RowField("attributes", tf.int32, (int(num_words),), storage=tf.uint32)]
@@ -88,6 +91,11 @@ class RowLayout:
       fields.append(RowField("vectors", VECTOR_DTYPES[vectors], (int(dim),)))
     if code_words:
       fields.append(RowField("codes", tf.int32, (int(code_words),), storage=tf.uint32))
+    if code_factors:
+      if not code_words:
+        raise ValueError("code_factors need codes (code_words > 0)")
+      # float32: stays in GPU memory under tf.device("/GPU:0") (int32 would not).
+      fields.append(RowField("code_factors", tf.float32, ()))
     return cls(fields)
 
   @property

@@ -4,10 +4,11 @@
     passing = kernels.pass_mask(filters, bit_keys, attributes)   # FilterMask
     found = kernels.dot_top_k(queries, vectors, passing, k, strategy="auto")
     found = kernels.hamming_top_k(query_codes, codes, passing, k)
+    found = kernels.asymmetric_hamming_top_k(planes, scales, codes, factors, passing, k)
 
 A searcher (`linr_tf.search`) says *what* is scored; kernels say *how*: these
 run `LinrCompileFilter` / `LinrFilterMask` / `LinrMaskedTopK` /
-`LinrPrefilterTopK` / `LinrHammingTopK` (CPU or GPU kernels, whichever device
+`LinrPrefilterTopK` / `LinrHammingTopK` / `LinrAsymmetricHammingTopK` (CPU or GPU kernels, whichever device
 TensorFlow places them on) and read the index rows with `LinrReadRows`;
 `StockKernels` (`stock_kernels.py`) give the same results from stock TF ops
 for the portable export. A `FilterMask.mask` is opaque to searchers: each
@@ -46,3 +47,9 @@ class CustomOpKernels:
   def hamming_top_k(self, query_codes, codes, passing: ops.FilterMask, k) -> MaskedTopK:
     """Top-k by matching bits (scores = matching bits)."""
     return ops.hamming_top_k(query_codes, codes, passing.mask, k)
+
+  def asymmetric_hamming_top_k(self, query_planes, query_scales, codes, factors,
+                               passing: ops.FilterMask, k) -> MaskedTopK:
+    """Top-k by the asymmetric 1-bit estimate (`RaBitQ`; scores = estimates)."""
+    return ops.asymmetric_hamming_top_k(query_planes, query_scales, codes, factors,
+                                        passing.mask, k)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from linr_tf import attributes as attributes_lib
 from linr_tf.ops.mask_ops import FilterMask
 from linr_tf.ops.topk_ops import MaskedTopK
+from linr_tf.quantization import rabitq
 
 _WS = r"\t\n\v\f\r "
 # One token per match: a quoted string, a bare word, punctuation, or any other
@@ -211,3 +212,17 @@ class StockKernels:
     differ = tf.raw_ops.PopulationCount(x=xor)
     matches = 32 * int(num_words) - tf.reduce_sum(tf.cast(differ, tf.int32), axis=2)
     return _top_k_passing(tf.cast(matches, tf.float32), passing.mask, k)
+
+  def asymmetric_hamming_top_k(self, query_planes, query_scales, codes, factors,
+                               passing: FilterMask, k) -> MaskedTopK:
+    """The same estimate as the op, densely: unpacked signs [N, m] times the
+    dequantized queries (float32 matmul: equal to the op's scores up to
+    rounding, so near-ties may order differently)."""
+    num_words = codes.shape[1]
+    if num_words is None:
+      raise ValueError("StockKernels.asymmetric_hamming_top_k needs a static code width")
+    num_bits = 32 * int(num_words)
+    y = rabitq.dequantize_query(query_planes, query_scales, num_bits)          # [B, m]
+    signs = 2.0 * tf.cast(rabitq.unpack_bits(codes, num_bits), tf.float32) - 1.0
+    scores = tf.matmul(y, signs, transpose_b=True) * tf.convert_to_tensor(factors)[None, :]
+    return _top_k_passing(scores, passing.mask, k)
