@@ -242,7 +242,7 @@ def number_column(attr: str, values, dtype: str) -> np.ndarray:
       raise ValueError(f"attribute '{attr}': integer values expected ({e})") from None
     bad = np.flatnonzero(~np.isfinite(as_float) | (np.floor(as_float) != as_float))
     if bad.size:
-      raise ValueError(f"attribute '{attr}': int64 column got {raw[bad[0]]!r} "
+      raise ValueError(f"attribute '{attr}': int64 column got {raw.tolist()[bad[0]]!r} "
                        f"at row {int(bad[0])} (NaN, infinite or fractional)")
     if raw.dtype == object:  # Python ints past 2^53 stay exact
       return np.array([int(v) for v in raw], np.int64)

@@ -21,7 +21,12 @@ State (saved with the model; one row per slot, leading dimension = capacity):
     estimator (only with a `RaBitQ` quantizer), written with the codes;
   * `slot_of` (id -> slot) and `deleted` (id -> version of its delete) hash
     tables, `free_slots` and `num_slots` (slots ever used): the write side;
-  * `bit_keys` [num_bits] string — what each attribute bit means.
+  * `bit_keys` [num_bits] string — what each attribute bit means;
+  * with a `ColumnSchema` (`columns`): `numbers` [capacity, A] int64 (exact
+    numeric attributes) and `value_ids` [capacity, V] int32 (high-cardinality
+    categorical values, ELL rows), row stores written atomically with the
+    rest; `number_columns` / `value_columns` (their specs) and `value_id_of`
+    ("attr=value" -> id) for the filter compiler (`linr_tf/column_filters.py`).
 
 The stores are described once by a `RowLayout` (`rows.py`); `index.rows` is
 the `Rows` of variables and `index.read_rows()` one consistent snapshot.
@@ -51,8 +56,10 @@ import tensorflow as tf
 from tensorflow.python.ops import gen_resource_variable_ops
 
 from linr_tf import attributes as attributes_lib
+from linr_tf import column_filters
 from linr_tf import ops
 from linr_tf import search as search_lib
+from linr_tf.columns import ColumnSchema
 from linr_tf.index import checks
 from linr_tf.index.rows import RowLayout, Rows
 from linr_tf.quantization.rabitq import RaBitQ
@@ -110,6 +117,7 @@ class ItemIndex(tf.keras.layers.Layer):
                vectors: Optional[str] = "float32",
                quantizer: Optional[Union[SignOPORP, RaBitQ]] = None,
                rerank_factor: int = 10,
+               columns: Optional[ColumnSchema] = None,
                **kwargs):
     super().__init__(**kwargs)
     schema = attributes_lib.AttributeSchema(bit_keys)
@@ -122,12 +130,25 @@ class ItemIndex(tf.keras.layers.Layer):
     self.searcher = search_lib.make_searcher(vectors, quantizer, rerank_factor)
     self.layout = RowLayout.for_index(self.dim, self.num_words, vectors,
                                       quantizer.num_words if quantizer else 0,
-                                      code_factors=isinstance(quantizer, RaBitQ))
+                                      code_factors=isinstance(quantizer, RaBitQ),
+                                      number_columns=len(columns.numbers) if columns else 0,
+                                      value_width=columns.value_width if columns else 0)
+    self.columns = columns
     # One attribute per store (checkpoint names "ids", "vectors", ...).
     for name, var in zip(Rows._fields, self.layout.make_variables(capacity)):
       setattr(self, name, var)
     self.bit_keys = tf.Variable(schema.keys, shape=tf.TensorShape([None]),
                                 trainable=False, name="bit_keys")
+    if columns is not None:
+      self.number_columns = tf.Variable(tf.constant(columns.number_specs, tf.string, [len(columns.numbers)]),
+                                        shape=tf.TensorShape([None]), trainable=False,
+                                        name="number_columns")
+      self.value_columns = tf.Variable(tf.constant(columns.value_specs, tf.string, [len(columns.values)]),
+                                       shape=tf.TensorShape([None]), trainable=False,
+                                       name="value_columns")
+      self.value_id_of = tf.lookup.experimental.MutableHashTable(
+          tf.string, tf.int64, default_value=-1, name="value_id_of")
+      self.register_values()
     self.slot_of = tf.lookup.experimental.MutableHashTable(
         tf.string, tf.int64, default_value=-1, name="slot_of")
     self.deleted = tf.lookup.experimental.MutableHashTable(
@@ -175,6 +196,41 @@ class ItemIndex(tf.keras.layers.Layer):
     """[capacity] bool: slots holding a live item (bit 0 of the bitset)."""
     return attributes_lib.is_live(self.read_rows(["attributes"]).attributes)
 
+  def register_values(self) -> None:
+    """Puts every value id of `self.columns` into `value_id_of` (after
+    `columns.add_values` or `encode(..., grow=True)` gave new ones)."""
+    keys, ids = self.columns.value_keys()
+    if keys:
+      self.value_id_of.insert(tf.constant(keys, tf.string), tf.constant(ids, tf.int64))
+
+  def filter_columns(self, rows: Rows):
+    """What column leaves of filters read from a snapshot (None without columns)."""
+    if self.columns is None:
+      return None
+    n = tf.shape(rows.attributes)[0]
+    numbers = rows.numbers if rows.numbers is not None else tf.zeros([n, 0], tf.int64)
+    value_ids = rows.value_ids if rows.value_ids is not None else tf.zeros([n, 0], tf.int32)
+    return column_filters.FilterColumns(self.number_columns, self.value_columns,
+                                        self.value_id_of, self.slot_of, numbers, value_ids)
+
+  def _column_rows(self, numbers, value_ids, batch):
+    """Checked values of the column stores for `batch` items ([] without columns)."""
+    out, checks = [], []
+    for name, value, dtype in (("numbers", numbers, tf.int64), ("value_ids", value_ids, tf.int32)):
+      field = self.layout.field(name)
+      if field is None:
+        empty = value is not None and getattr(value, "shape", (1,))[-1:] == (0,)
+        if value is not None and not empty:  # [N, 0]: nothing of that kind
+          raise ValueError(f"this index has no {name} store")
+        continue
+      if value is None:
+        raise ValueError(f"this index stores {name}: pass them (ColumnSchema.encode)")
+      value = tf.ensure_shape(tf.convert_to_tensor(value, dtype), [None, *field.row_shape])
+      checks.append(tf.debugging.assert_equal(
+          tf.shape(value)[0], batch, message=f"item ids and {name} differ in length"))
+      out.append(value)
+    return out, checks
+
   def memory_per_item_bytes(self) -> dict:
     """Bytes per slot of each row store (what an item costs in memory)."""
     return {name: size for name, size in self.layout.bytes_per_item().items()
@@ -214,7 +270,8 @@ class ItemIndex(tf.keras.layers.Layer):
     ]
     return ids, versions, checks
 
-  def assign(self, ids, embeddings, attributes, versions=None) -> None:
+  def assign(self, ids, embeddings, attributes, versions=None, numbers=None,
+             value_ids=None) -> None:
     """Replaces the whole index (index construction as a model step).
 
     Not atomic for concurrent searches: use `upsert` / `delete` on a served
@@ -234,7 +291,9 @@ class ItemIndex(tf.keras.layers.Layer):
                        f"attributes ({attributes.shape[0]}) differ in length")
     ids = tf.constant(ids.astype(str) if n else np.zeros([0], str), tf.string)
     versions = tf.constant(versions, tf.int64)
-    values = [ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
+    columns, _ = self._column_rows(numbers, value_ids, n)
+    values = ([ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
+              + columns)
     for var, value in zip(self.row_variables, self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
     for table in (self.slot_of, self.deleted):
@@ -259,7 +318,7 @@ class ItemIndex(tf.keras.layers.Layer):
     if snapshot is None:
       snapshot = self.read_rows()
     return search_slots(self.searcher, snapshot, self.bit_keys, queries, filters, k,
-                        strategy)
+                        strategy, self.filter_columns(snapshot))
 
   def search_codes(self, query_codes, fingerprint, filters: Optional[tf.Tensor], k
                    ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -289,7 +348,8 @@ class ItemIndex(tf.keras.layers.Layer):
     if filters is None:
       filters = tf.fill(tf.shape(query_codes)[:1], "")
     rows = self.read_rows()
-    passing = self.kernels.pass_mask(filters, self.bit_keys, rows.attributes)
+    passing = self.kernels.pass_mask(filters, self.bit_keys, rows.attributes,
+                                     *self._columns_arg(rows))
     found = search_lib.HammingSearch(self.quantizer, self.kernels).match(
         query_codes, rows, passing, k)
     return found.scores, slots_to_ids(rows.ids, found.indices), found.count
@@ -312,7 +372,13 @@ class ItemIndex(tf.keras.layers.Layer):
     last = tf.where(slot >= 0, current, tf.reshape(self.deleted.lookup(ids), [-1]))
     return slot, last
 
-  def upsert(self, ids, versions, embeddings, attributes) -> WriteResult:
+  def _columns_arg(self, rows):
+    """() or (FilterColumns,): the optional last argument of `pass_mask`."""
+    columns = self.filter_columns(rows)
+    return () if columns is None else (columns,)
+
+  def upsert(self, ids, versions, embeddings, attributes, numbers=None,
+             value_ids=None) -> WriteResult:
     """Inserts or replaces items; returns a `WriteResult` (applied False =
     stale or repeated version).
 
@@ -334,6 +400,9 @@ class ItemIndex(tf.keras.layers.Layer):
         message="item ids and attributes differ in length"))
     attributes = attributes_lib.set_live(attributes)
     stores = self._encode_rows(embeddings)
+    columns, column_checks = self._column_rows(numbers, value_ids, tf.size(ids))
+    stores += columns
+    checks += column_checks
 
     def body():
       slot, last = self._last_versions(ids)
@@ -401,7 +470,8 @@ class ItemIndex(tf.keras.layers.Layer):
     with tf.control_dependencies(checks):
       return self.writer_lock.run(body)
 
-  def update_attributes(self, ids, versions, attributes) -> WriteResult:
+  def update_attributes(self, ids, versions, attributes, numbers=None,
+                        value_ids=None) -> WriteResult:
     """Replaces attribute bitsets of existing items (vectors kept); returns a
     `WriteResult` (applied False = stale or repeated version, or unknown
     item: previous_version -1)."""
@@ -412,15 +482,21 @@ class ItemIndex(tf.keras.layers.Layer):
         tf.shape(attributes)[0], tf.size(ids),
         message="item ids and attributes differ in length"))
     attributes = attributes_lib.set_live(attributes)
+    # The column stores (numbers, value ids) are attributes too: written with them.
+    columns, column_checks = self._column_rows(numbers, value_ids, tf.size(ids))
+    column_names = [n for n in ("numbers", "value_ids") if self.layout.field(n) is not None]
+    checks += column_checks
 
     def body():
       slot, last = self._last_versions(ids)
       applied = (slot >= 0) & (versions > last)
       written = ops.write_rows(
-          [self.versions, self.attributes], tf.boolean_mask(slot, applied),
-          self.layout.to_storage(["versions", "attributes"],
+          [self.versions, self.attributes] + [getattr(self, n) for n in column_names],
+          tf.boolean_mask(slot, applied),
+          self.layout.to_storage(["versions", "attributes"] + column_names,
                                  [tf.boolean_mask(versions, applied),
-                                  tf.boolean_mask(attributes, applied)]),
+                                  tf.boolean_mask(attributes, applied)]
+                                 + [tf.boolean_mask(c, applied) for c in columns]),
           min_rows=0)
       with tf.control_dependencies([written]):
         return WriteResult(tf.identity(applied),
@@ -442,11 +518,13 @@ def slots_to_ids(ids: tf.Tensor, slots: tf.Tensor) -> tf.Tensor:
 
 
 def search_slots(searcher, rows: Rows, bit_keys, queries, filters, k,
-                 strategy: str = "auto") -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                 strategy: str = "auto", columns=None
+                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """query -> filter -> score -> top-k over a snapshot: (scores, slots, count)."""
   queries = tf.convert_to_tensor(queries, tf.float32)
   if filters is None:
     filters = tf.fill(tf.shape(queries)[:1], "")
-  passing = searcher.kernels.pass_mask(filters, bit_keys, rows.attributes)
+  extra = () if columns is None else (columns,)  # column stores (`FilterColumns`)
+  passing = searcher.kernels.pass_mask(filters, bit_keys, rows.attributes, *extra)
   found = searcher.search(queries, rows, passing, k, strategy)
   return found.scores, found.indices, found.count

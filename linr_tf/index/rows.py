@@ -34,7 +34,9 @@ class Rows(NamedTuple):
   ids [N] string ("" = never used), versions [N] int64, attributes [N, W]
   int32 bitsets (bit 0 = `__live__`), vectors [N, dim] float, codes [N, m/32]
   int32 1-bit codes, code_factors [N] float32 per-item factors of the
-  asymmetric (RaBitQ) estimator.
+  asymmetric (RaBitQ) estimator, numbers [N, A] int64 exact numeric
+  attributes (float64 ones as bit patterns), value_ids [N, V] int32 ids of
+  high-cardinality categorical values (`linr_tf/columns.py`).
   """
   ids: object = None
   versions: object = None
@@ -42,6 +44,8 @@ class Rows(NamedTuple):
   vectors: object = None
   codes: object = None
   code_factors: object = None
+  numbers: object = None
+  value_ids: object = None
 
   def present(self) -> list:
     """The present values, in field order (what `read_rows` takes)."""
@@ -77,10 +81,13 @@ class RowLayout:
 
   @classmethod
   def for_index(cls, dim: int, num_words: int, vectors: Optional[str] = "float32",
-                code_words: int = 0, code_factors: bool = False) -> "RowLayout":
+                code_words: int = 0, code_factors: bool = False,
+                number_columns: int = 0, value_width: int = 0) -> "RowLayout":
     """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none),
-    `code_words` int32 words of 1-bit codes per item (0 = none) and, with
-    `code_factors`, one float32 factor per code (`RaBitQ`)."""
+    `code_words` int32 words of 1-bit codes per item (0 = none), with
+    `code_factors` one float32 factor per code (`RaBitQ`), and the filter
+    column stores: `number_columns` int64 numbers and `value_width` int32
+    value ids per item (0 = none; `ColumnSchema`)."""
     fields = [RowField("ids", tf.string, (), ""),
               RowField("versions", tf.int64, ()),
               RowField("attributes", tf.int32, (int(num_words),), storage=tf.uint32)]
@@ -96,6 +103,11 @@ class RowLayout:
         raise ValueError("code_factors need codes (code_words > 0)")
       # float32: stays in GPU memory under tf.device("/GPU:0") (int32 would not).
       fields.append(RowField("code_factors", tf.float32, ()))
+    if number_columns:
+      # int64 variables stay in GPU memory under tf.device("/GPU:0") (like versions).
+      fields.append(RowField("numbers", tf.int64, (int(number_columns),)))
+    if value_width:
+      fields.append(RowField("value_ids", tf.int32, (int(value_width),), storage=tf.uint32))
     return cls(fields)
 
   @property

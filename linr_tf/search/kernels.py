@@ -18,6 +18,7 @@ kernel set consumes its own.
 import tensorflow as tf
 
 from linr_tf import attributes as attributes_lib
+from linr_tf import column_filters
 from linr_tf import ops
 from linr_tf.ops.topk_ops import MaskedTopK
 
@@ -33,9 +34,13 @@ class CustomOpKernels:
     """One consistent snapshot of the row variables (`LinrReadRows`)."""
     return layout.read(variables, only)
 
-  def pass_mask(self, filters, bit_keys, attributes) -> ops.FilterMask:
+  def pass_mask(self, filters, bit_keys, attributes, columns=None) -> ops.FilterMask:
     """Filter strings [B] -> pass bitmap [B, ceil(N / 32)] + pass counts [B];
-    deleted and empty slots never pass."""
+    deleted and empty slots never pass. `columns` (a `FilterColumns`): the
+    index's exact numbers, value ids and id -> slot table, evaluated in the
+    same pass (`LinrFilterMaskColumns`)."""
+    if columns is not None:
+      return column_filters.column_pass_mask(filters, bit_keys, attributes, columns)
     program = attributes_lib.compile_filters(filters, bit_keys)
     return ops.filter_mask(attributes, program)
 

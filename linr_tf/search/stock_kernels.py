@@ -56,6 +56,29 @@ def _token_classes(tokens):
   return cls
 
 
+def reject_column_predicates(filters, columns):
+  """`filters`, after an in-graph check that none compares a column attribute
+  (the portable export evaluates bitsets only); the error names the predicate."""
+  names = tf.strings.regex_replace(
+      tf.concat([tf.convert_to_tensor(columns.number_columns, tf.string),
+                 tf.convert_to_tensor(columns.value_columns, tf.string),
+                 tf.constant(["item_id:"])], 0), ":[^:]*$", "")
+  alternatives = tf.strings.reduce_join(
+      tf.strings.regex_replace(names, r"([.\-])", r"\\\1"), separator="|")
+  # RE2 takes the pattern as a tensor: one predicate of a column attribute.
+  predicate = tf.strings.join([
+      r"(?is)(?:^|.*[\t\n\v\f\r (])((?:", alternatives,
+      r")[\t\n\v\f\r ]*(?:=|!=|<|>|in\b|not\b|all\b|between\b).*)"])
+  bad = tf.strings.regex_full_match(filters, predicate)
+  check = tf.debugging.Assert(
+      tf.logical_not(tf.reduce_any(bad)),
+      ["the portable export evaluates attribute bitsets only; exact numbers, value ids and "
+       "item_id sets need the fast export (LinrFilterMaskColumns). Predicate (and what follows):",
+       tf.strings.regex_replace(tf.boolean_mask(filters, bad), predicate, r"\1")], summarize=3)
+  with tf.control_dependencies([check]):
+    return tf.identity(filters)
+
+
 def compile_filters_portable(filters, bit_keys, num_words):
   """Filter strings [B] -> (clause bit words [B, C, W] int32, active [B, C]).
 
@@ -189,10 +212,14 @@ class StockKernels:
     return layout.from_storage(
         type(variables)(**{n: getattr(variables, n).read_value() for n in names}))
 
-  def pass_mask(self, filters, bit_keys, attributes) -> FilterMask:
+  def pass_mask(self, filters, bit_keys, attributes, columns=None) -> FilterMask:
+    """`columns` (exact numbers, value ids, item ids) are not evaluated here:
+    a filter naming one is an InvalidArgumentError naming the predicate."""
     num_words = attributes.shape[1]
     if num_words is None:
       raise ValueError("StockKernels.pass_mask needs a static bitset width")
+    if columns is not None:
+      filters = reject_column_predicates(filters, columns)
     words, active = compile_filters_portable(filters, bit_keys, int(num_words))
     passing = pass_mask(attributes, words, active)                     # [B, N]
     return FilterMask(passing, tf.reduce_sum(tf.cast(passing, tf.int32), axis=1))
