@@ -273,24 +273,31 @@ class AttributeSchema:
         continue
       # Vectorised: one split per column, values mapped by dict in C loops.
       flat, counts = columns_lib.split_cells(column, separator, keep_empty=True)
-      rows = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
-      bit_of = self._attribute_bits(attr)
-      bit = np.fromiter(map(bit_of.get, flat, itertools.repeat(-1)), np.int64, count=len(flat))
-      empty = np.fromiter(map(len, flat), np.int64, count=len(flat)) == 0
-      unknown = np.flatnonzero((bit < 0) & ~empty)
+      bit = columns_lib.lookup_ids(self._attribute_bits(attr), flat)
+      unknown = np.flatnonzero(bit == -1)
       if unknown.size:
         i = int(unknown[0])
-        raise ValueError(f"attribute '{attr}': unknown value {flat[i]!r} (row {int(rows[i])})")
-      rows, bit = rows[~empty], bit[~empty]
+        row = int(np.searchsorted(np.cumsum(counts), i, side="right"))
+        raise ValueError(f"attribute '{attr}': unknown value {flat[i]!r} (row {row})")
+      if counts.size and int(counts.max()) == 1:  # single-valued: one word per row
+        for word in np.unique(bit[bit >= 0] // 32):
+          hit = (bit >= 0) & (bit // 32 == word)
+          bits[:, word] |= np.where(hit, np.left_shift(np.uint32(1), (bit % 32).astype(np.uint32)),
+                                    np.uint32(0))
+        continue
+      rows = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+      keep = bit >= 0
+      rows, bit = rows[keep], bit[keep]
       np.bitwise_or.at(bits, (rows, bit // 32),
                        np.left_shift(np.uint32(1), (bit % 32).astype(np.uint32)))
     return set_live(bits.view(np.int32))
 
   def _attribute_bits(self, attr) -> Dict[str, int]:
-    """value -> bit of one categorical attribute (cached)."""
+    """value -> bit of one categorical attribute, "" -> -2 (cached)."""
     cache = self.__dict__.setdefault("_bits_cache", {})
     if attr not in cache:
-      cache[attr] = {v: b for (a, v), b in self._value_bit.items() if a == attr}
+      cache[attr] = columns_lib.with_empty(
+          {v: b for (a, v), b in self._value_bit.items() if a == attr})
     return cache[attr]
 
   def _column_values(self, attr, column):

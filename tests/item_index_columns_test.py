@@ -232,3 +232,20 @@ def test_nan_numbers_and_overfull_cells_are_refused():
     columns.encode({**good, "author": np.array(["a|b|c"], object)})
   with pytest.raises(ValueError, match="unknown value 'zz' \\(row 0\\)"):
     columns.encode({**good, "author": np.array(["zz"], object)})
+
+
+def test_integer_id_cells_encode_like_their_text():
+  rng = np.random.default_rng(3)
+  ints = rng.integers(0, 50, (200, 3))
+  ints[rng.random((200, 3)) < 0.3] = -1
+  text = np.array(["|".join(str(v) for v in row if v >= 0) for row in ints], object)
+  by_text = ColumnSchema.from_columns({"author": text})
+  by_int = ColumnSchema.from_columns({"author": ints})
+  assert sorted(by_text.vocabulary("author")) == sorted(by_int.vocabulary("author"))
+  # One schema, both paths: the same ids.
+  np.testing.assert_array_equal(by_int.encode({"author": text})[1],
+                                by_int.encode({"author": ints})[1])
+  with pytest.raises(ValueError, match="unknown value '999' \\(row 0\\)"):
+    by_int.encode({"author": np.array([[999, -1, -1]])})
+  _, grown = by_int.encode({"author": np.array([[999, 1, -1]])}, grow=True)
+  assert by_int.vocabulary("author")[-1] == "999"

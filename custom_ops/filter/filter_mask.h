@@ -110,41 +110,84 @@ struct Avx2Leaves {
 #endif
 
 // Verdicts of column leaves for the 64 items [first, first + 64) (items past
-// num_items get 0).
+// num_items get 0). Only the items of `care` are evaluated (the others may
+// get any verdict): a leaf followed by kAnd matters only where the stack top
+// holds, one followed by kOr only where it does not.
 struct ColumnBlock {
   const ColumnLeaf* leaf;  // nullptr: the program has no column leaves
   int64_t num_items;
   int64_t first;
 
-  uint64_t operator()(const int32_t* ins) const {
+  uint64_t operator()(const int32_t* ins, uint64_t care) const {
     const int64_t n = num_items - first < kBlock ? num_items - first : kBlock;
-    uint64_t out = 0;
+    if (n < kBlock) care &= (uint64_t{1} << n) - 1;
+    if (care == 0) return 0;
     const int64_t* r = leaf->operands + static_cast<int64_t>(ins[1]) * kOperandWords;
-    if (ins[0] == kIdIn) {
-      // Sorted slots: find the block's first, then walk (no search per item).
-      const int32_t* list = leaf->pool + r[2];
-      const int64_t count = r[3] - r[2];
-      int64_t lo = 0, hi = count;
-      while (lo < hi) {
-        const int64_t mid = (lo + hi) >> 1;
-        if (list[mid] < first) lo = mid + 1; else hi = mid;
+    uint64_t out = 0;
+    switch (ins[0]) {
+      case kIdIn: {
+        // Sorted slots: find the block's first, then walk (no search per item).
+        const int32_t* list = leaf->pool + r[2];
+        const int64_t count = r[3] - r[2];
+        int64_t lo = 0, hi = count;
+        while (lo < hi) {
+          const int64_t mid = (lo + hi) >> 1;
+          if (list[mid] < first) lo = mid + 1; else hi = mid;
+        }
+        for (; lo < count && list[lo] < first + n; ++lo) out |= uint64_t{1} << (list[lo] - first);
+        return out;
       }
-      for (; lo < count && list[lo] < first + n; ++lo) out |= uint64_t{1} << (list[lo] - first);
-      return out;
-    }
-    if (ins[0] == kNumberRange && r[3] == 0) {
-      const int64_t* x = leaf->numbers + first * leaf->num_numbers + r[0];
-      const int64_t a = leaf->num_numbers, lo = r[1], hi = r[2];
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t v = x[j * a];
-        out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
+      case kNumberRange: {
+        const int64_t a = leaf->num_numbers;
+        const int64_t* x = leaf->numbers + first * a + r[0];
+        if (r[3] == 0) {
+          const int64_t lo = r[1], hi = r[2];
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t v = x[j * a];
+            out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
+          }
+        } else {
+          const double lo = BitsToDouble(r[1]), hi = BitsToDouble(r[2]);
+          for (int64_t j = 0; j < n; ++j) {
+            const double v = BitsToDouble(x[j * a]);
+            out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
+          }
+        }
+        return out;
       }
-      return out;
+      case kValueAny:
+      case kValueAll: {
+        if (r[2] < 0) return 0;
+        const bool all = ins[0] == kValueAll;
+        const int32_t* list = leaf->pool + r[2];
+        const int64_t count = r[3] - r[2];
+        const int64_t width = leaf->value_width, begin = r[0], end = r[1];
+        const int32_t* rows = leaf->value_ids + first * width;
+        for (uint64_t m = care; m != 0; m &= m - 1) {
+          const int j = __builtin_ctzll(m);
+          const int32_t* cells = rows + j * width;
+          int64_t found = 0;
+          for (int64_t c = begin; c < end; ++c) {
+            const int32_t v = cells[c];
+            if (v < 0) break;
+            bool hit;
+            if (count <= 8) {
+              hit = false;
+              for (int64_t k = 0; k < count; ++k) hit |= list[k] == v;
+            } else {
+              hit = SortedContains(list, count, v);
+            }
+            found += hit;
+            if (hit && !all) break;
+          }
+          const bool pass = all ? found == count : found > 0;
+          out |= static_cast<uint64_t>(pass) << j;
+        }
+        return out;
+      }
+      default:
+        return 0;
     }
-    for (int64_t j = 0; j < n; ++j) {
-      out |= static_cast<uint64_t>(leaf->Eval(ins, first + j)) << j;
-    }
-    return out;
   }
 };
 
@@ -184,9 +227,16 @@ inline uint64_t EvalBlock(const Instruction* program, int64_t length, const int3
       case kNumberRange:
       case kValueAny:
       case kValueAll:
-      case kIdIn:
-        stack[++top] = columns.leaf != nullptr ? columns(ins.row) : 0;
+      case kIdIn: {
+        uint64_t care = ~uint64_t{0};
+        if (top >= 0 && i + 1 < length) {
+          if (program[i + 1].opcode == kAnd) care = stack[top];
+          if (program[i + 1].opcode == kOr) care = ~stack[top];
+        }
+        stack[top + 1] = columns.leaf != nullptr ? columns(ins.row, care) : 0;
+        ++top;
         break;
+      }
       default:
         break;
     }
