@@ -114,6 +114,7 @@ async def drive(proto, port, concurrency, seconds, seed):
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
   rng = random.Random(seed)
   lat, errors = [], [0]
+  first_error = []
   k_proto = tf.make_tensor_proto(K, tf.int32)
   warm_until = time.perf_counter() + 1.0
   stop_at = warm_until + seconds
@@ -134,7 +135,10 @@ async def drive(proto, port, concurrency, seconds, seed):
       async with session.post(url, data=body, headers={
           "Content-Type": "application/json"}) as resp:
         data = await resp.read()
-        return resp.status == 200 and b'"predictions"' in data
+        ok = resp.status == 200 and b'"predictions"' in data
+        if not ok and not first_error:
+          first_error.append(f"HTTP {resp.status}: {data[:500]!r}")
+        return ok
   else:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -153,7 +157,9 @@ async def drive(proto, port, concurrency, seconds, seed):
       try:
         await stub.Predict(req, timeout=120)
         return True
-      except grpc.aio.AioRpcError:
+      except grpc.aio.AioRpcError as e:
+        if not first_error:
+          first_error.append(f"{e.code()}: {e.details()[:500]}")
         return False
 
   async def client():
@@ -175,7 +181,7 @@ async def drive(proto, port, concurrency, seconds, seed):
       await session.close()
     else:
       await channel.close()
-  return lat, errors[0]
+  return lat, errors[0], (first_error or [None])[0]
 
 
 def machine():
@@ -232,14 +238,17 @@ def main():
       for proto in ("rest", "grpc"):
         port = server.rest_port if proto == "rest" else server.grpc_port
         for c in levels:
-          lat, errors = asyncio.run(drive(proto, port, c, args.seconds,
-                                          seed=c))
+          lat, errors, first_error = asyncio.run(drive(proto, port, c, args.seconds,
+                                                       seed=c))
           lat = np.array(lat)
           row = {"batching": batching, "protocol": proto, "concurrency": c,
                  "requests": int(lat.size), "errors": errors,
                  "qps": round(lat.size / args.seconds, 1),
                  "p50_ms": round(float(np.percentile(lat, 50)), 2),
                  "p99_ms": round(float(np.percentile(lat, 99)), 2)}
+          if first_error:
+            row["first_error"] = first_error
+            row["server_log_tail"] = server.log()[-1500:]
           rows.append(row)
           print(json.dumps(row), flush=True)
           if not server.alive():

@@ -45,6 +45,9 @@ from linr_tf.ops.topk_ops import STRATEGIES
 from linr_tf.search import unsupported_strategy_message
 
 MAX_K = 4096
+# Request checks run where the request is, in host memory: on a GPU machine a
+# check placed on the GPU would copy its verdict back and stall the call.
+HOST = "/device:CPU:0"
 UPDATE_INPUTS = ("item_id", "version", "embedding")
 
 
@@ -92,24 +95,26 @@ class RetrievalModule(tf.Module):
     first = next(iter(features.values()))
     batch = tf.shape(first)[0]
     checks = self._request_checks(filters, k, batch)
-    for name, value in features.items():
-      checks.append(tf.debugging.assert_equal(
-          tf.shape(value)[0], batch,
-          message=f"query feature '{name}' has a different batch size"))
+    with tf.device(HOST):
+      for name, value in features.items():
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(value)[0], batch,
+            message=f"query feature '{name}' has a different batch size"))
     with tf.control_dependencies(checks):
       queries = self.query_tower(features)
     return self._search(queries, filters, k, strategy, checks)
 
   def _request_checks(self, filters, k, batch):
     """Asserts shared by the search signatures: k range, one filter per query."""
-    return [
-        tf.debugging.assert_positive(k, message="k must be > 0"),
-        tf.debugging.assert_less_equal(
-            k, self.max_k, message=f"k must be <= {self.max_k}"),
-        tf.debugging.assert_equal(
-            tf.shape(filters)[0], batch,
-            message="`filter` needs one string per query (\"\" = no filter)"),
-    ]
+    with tf.device(HOST):
+      return [
+          tf.debugging.assert_positive(k, message="k must be > 0"),
+          tf.debugging.assert_less_equal(
+              k, self.max_k, message=f"k must be <= {self.max_k}"),
+          tf.debugging.assert_equal(
+              tf.shape(filters)[0], batch,
+              message="`filter` needs one string per query (\"\" = no filter)"),
+      ]
 
   def _search(self, queries, filters, k, strategy=None, checks=()):
     """Index search after `checks` (and a check of `strategy`, when given:
@@ -118,14 +123,15 @@ class RetrievalModule(tf.Module):
     supported = self.index.searcher.strategies
     if strategy is not None:
       strategy = tf.ensure_shape(strategy, [], name="check_strategy")
-      checks.append(tf.debugging.assert_equal(
-          tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)), True,
-          message=f"strategy must be one of {', '.join(STRATEGIES)}"))
-      is_supported = tf.equal(tf.constant(supported), strategy)
-      with tf.control_dependencies(checks[-1:]):
+      with tf.device(HOST):
         checks.append(tf.debugging.assert_equal(
-            tf.reduce_any(is_supported), True,
-            message=unsupported_strategy_message(self.index.searcher)))
+            tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)), True,
+            message=f"strategy must be one of {', '.join(STRATEGIES)}"))
+        is_supported = tf.equal(tf.constant(supported), strategy)
+        with tf.control_dependencies(checks[-1:]):
+          checks.append(tf.debugging.assert_equal(
+              tf.reduce_any(is_supported), True,
+              message=unsupported_strategy_message(self.index.searcher)))
     with tf.control_dependencies(checks):
       queries = tf.identity(queries)
     if strategy is None:
@@ -143,8 +149,10 @@ class RetrievalModule(tf.Module):
                               name="check_query_embedding")
     filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
     k = tf.ensure_shape(inputs["k"], [], name="check_k")
-    checks = self._request_checks(filters, k, tf.shape(queries)[0]) + [
-        tf.debugging.assert_all_finite(queries, "query embeddings contain NaN or Inf")]
+    checks = self._request_checks(filters, k, tf.shape(queries)[0])
+    with tf.device(HOST):   # the request is in host memory: no GPU round trip
+      checks.append(tf.debugging.assert_all_finite(queries,
+                                                   "query embeddings contain NaN or Inf"))
     return self._search(queries, filters, k, None, checks)
 
   def retrieve_codes(self, inputs):

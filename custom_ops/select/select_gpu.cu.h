@@ -107,6 +107,11 @@ inline SelectState<Count> SelectStateAt(void* workspace, const SelectLayout& l) 
 // Block primitives (the whole block calls; blockDim.x a multiple of 32, at
 // most kSelectThreads).
 
+// Keys a thread loads per step of the block-wide loops below: independent
+// loads in flight, which is what bounds one block's pass over an L2-resident
+// buffer (one block per query reads up to `cap` keys several times).
+constexpr int kKeysPerStep = 8;
+
 // k-th largest key (1-based) among data[0, n) (n >= k >= 1), by an 8-bit-digit
 // radix select from the top byte down. Each warp counts into its own
 // histogram, lanes holding the same digit add once (__match_any_sync): keys of
@@ -122,6 +127,7 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
   __shared__ unsigned long long min_s;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int nw = blockDim.x >> 5;
+  const int64_t step = static_cast<int64_t>(blockDim.x) * kKeysPerStep;
   uint64_t prefix = 0, known = 0;
   int64_t need = k;
   for (int shift = 56; shift >= 0; shift -= 8) {
@@ -131,13 +137,21 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
       min_s = ~0ull;
     }
     __syncthreads();
-    for (int64_t c = 0; c < n; c += blockDim.x) {  // uniform trip count: whole warps
-      const int64_t i = c + threadIdx.x;
-      const uint64_t v = i < n ? data[i] : 0;
-      const bool in = i < n && (v & known) == prefix;
-      const uint32_t bin = in ? static_cast<uint32_t>((v >> shift) & 255u) : 256u + lane;
-      const uint32_t same = __match_any_sync(0xffffffffu, bin);
-      if (in && lane == __ffs(same) - 1) atomicAdd(&hist[warp][bin], __popc(same));
+    for (int64_t c = 0; c < n; c += step) {  // uniform trip count: whole warps
+      uint64_t v[kKeysPerStep];
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        const int64_t i = c + j * blockDim.x + threadIdx.x;
+        v[j] = i < n ? data[i] : 0;
+      }
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        const int64_t i = c + j * blockDim.x + threadIdx.x;
+        const bool in = i < n && (v[j] & known) == prefix;
+        const uint32_t bin = in ? static_cast<uint32_t>((v[j] >> shift) & 255u) : 256u + lane;
+        const uint32_t same = __match_any_sync(0xffffffffu, bin);
+        if (in && lane == __ffs(same) - 1) atomicAdd(&hist[warp][bin], __popc(same));
+      }
     }
     __syncthreads();
     for (int b = threadIdx.x; b < 256; b += blockDim.x) {  // column b is this thread's
@@ -181,9 +195,17 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
     need = need_s;
     if (exact_s) {  // every key of this bin is needed: the k-th is their minimum
       unsigned long long lo = ~0ull;
-      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        const uint64_t v = data[i];
-        if ((v & known) == prefix && v < lo) lo = v;
+      for (int64_t c = 0; c < n; c += step) {
+        uint64_t v[kKeysPerStep];
+#pragma unroll
+        for (int j = 0; j < kKeysPerStep; ++j) {
+          const int64_t i = c + j * blockDim.x + threadIdx.x;
+          v[j] = i < n ? data[i] : ~0ull;
+        }
+#pragma unroll
+        for (int j = 0; j < kKeysPerStep; ++j) {
+          if ((v[j] & known) == prefix && v[j] < lo) lo = v[j];
+        }
       }
       for (int o = 16; o > 0; o >>= 1) {
         const unsigned long long u = __shfl_xor_sync(0xffffffffu, lo, o);
@@ -200,29 +222,35 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
   return prefix;
 }
 
-// Keeps the keys >= kth in place (order preserved); returns how many.
-__device__ inline int64_t BlockCompact(uint64_t* data, int64_t n, uint64_t kth) {
-  __shared__ uint32_t warp_n[kSelectThreads / 32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int nw = blockDim.x >> 5;
-  int64_t out = 0;
-  for (int64_t c = 0; c < n; c += blockDim.x) {
-    const int64_t i = c + threadIdx.x;
-    const uint64_t v = i < n ? data[i] : 0;
-    const bool keep = i < n && v >= kth;
-    const uint32_t b = __ballot_sync(0xffffffffu, keep);
-    if (lane == 0) warp_n[warp] = __popc(b);
-    __syncthreads();  // every thread has read its element of this chunk
-    int64_t before = 0, all = 0;
-    for (int t = 0; t < nw; ++t) {
-      before += t < warp ? warp_n[t] : 0;
-      all += warp_n[t];
+// Copies the keys >= kth of data[0, n) to out (shared memory, room for all
+// survivors), in no particular order; returns how many.
+__device__ inline int64_t BlockCompactTo(const uint64_t* data, int64_t n, uint64_t kth,
+                                         uint64_t* out) {
+  __shared__ unsigned int out_n;
+  const int lane = threadIdx.x & 31;
+  if (threadIdx.x == 0) out_n = 0u;
+  __syncthreads();
+  const int64_t step = static_cast<int64_t>(blockDim.x) * kKeysPerStep;
+  for (int64_t c = 0; c < n; c += step) {
+    uint64_t v[kKeysPerStep];
+#pragma unroll
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      const int64_t i = c + j * blockDim.x + threadIdx.x;
+      v[j] = i < n ? data[i] : 0;
     }
-    if (keep) data[out + before + __popc(b & ((1u << lane) - 1u))] = v;
-    out += all;
-    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      const int64_t i = c + j * blockDim.x + threadIdx.x;
+      const bool keep = i < n && v[j] >= kth;
+      const uint32_t b = __ballot_sync(0xffffffffu, keep);
+      unsigned int base = 0;
+      if (lane == 0 && b != 0u) base = atomicAdd(&out_n, static_cast<unsigned int>(__popc(b)));
+      base = __shfl_sync(0xffffffffu, base, 0);
+      if (keep) out[base + __popc(b & ((1u << lane) - 1u))] = v[j];
+    }
   }
-  return out;
+  __syncthreads();
+  return static_cast<int64_t>(out_n);
 }
 
 // Sorts s[0, p) descending in shared memory; p a power of two.
@@ -257,22 +285,28 @@ __global__ void __launch_bounds__(kSelectThreads)
     PruneKernel(uint64_t* buf, Count* cnt, uint64_t* thr, int64_t cap, int64_t k,
                 bool final_pass, int64_t k_out, float* out_scores, int32_t* out_idx,
                 int32_t* out_count) {
-  extern __shared__ uint64_t sort_s[];
+  extern __shared__ uint64_t sort_s[];  // k rounded up to a power of two
   const int64_t q = blockIdx.x;
   uint64_t* data = buf + q * cap;
   int64_t n = min(static_cast<int64_t>(cnt[q]), cap);
   if (n > k) {
     const uint64_t kth = BlockSelectKth(data, n, k);
-    n = BlockCompact(data, n, kth);
+    n = BlockCompactTo(data, n, kth, sort_s);  // == k: keys are distinct
     if (threadIdx.x == 0) {
       cnt[q] = static_cast<Count>(n);
       thr[q] = kth;
     }
+    if (!final_pass) {
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) data[i] = sort_s[i];
+      return;
+    }
+  } else {
+    if (!final_pass) return;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sort_s[i] = data[i];
   }
-  if (!final_pass) return;
   int64_t p = 1;
   while (p < n) p <<= 1;
-  for (int64_t i = threadIdx.x; i < p; i += blockDim.x) sort_s[i] = i < n ? data[i] : 0;
+  for (int64_t i = n + threadIdx.x; i < p; i += blockDim.x) sort_s[i] = 0;
   __syncthreads();
   BlockBitonicSortDesc(sort_s, p);
   const float neg_inf = -__int_as_float(0x7f800000);
@@ -346,7 +380,7 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
       if ((err = scan(begin, end)) != cudaSuccess) return err;
       const bool last = end >= units;
       PruneKernel<Count, Codec>
-          <<<static_cast<unsigned>(batch), kSelectThreads, last ? sort_smem : 0, stream>>>(
+          <<<static_cast<unsigned>(batch), kSelectThreads, sort_smem, stream>>>(
               st.buf, st.cnt, st.thr, st.cap, k_eff, last, k_out, out.scores, out.idx,
               out.count);
       if ((err = cudaGetLastError()) != cudaSuccess) return err;

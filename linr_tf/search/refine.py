@@ -30,7 +30,9 @@ def rerank(queries, item_vectors, candidates: MaskedTopK, k) -> MaskedTopK:
   valid = idx >= 0
   safe = tf.where(valid, idx, tf.zeros_like(idx))
   vectors = tf.cast(tf.gather(item_vectors, safe), tf.float32)          # [B, K', d]
-  scores = tf.einsum("bd,bkd->bk", queries, vectors)
+  # A product and a sum, not einsum: a GPU matmul may run in TF32 (10-bit
+  # mantissa) and the rerank is the exact stage.
+  scores = tf.reduce_sum(queries[:, None, :] * vectors, axis=-1)
   neg_inf = tf.fill(tf.shape(scores), float("-inf"))
   scores = tf.where(tf.math.is_nan(scores) | ~valid, neg_inf, scores)
   # Order candidates by item index (padding last) so that top_k's tie rule

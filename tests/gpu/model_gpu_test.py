@@ -82,6 +82,7 @@ def _placement(fn):
   """(device of every executed node (op type -> set of devices), outputs)."""
   context.enable_run_metadata()
   try:
+    context.export_run_metadata()   # drops what earlier (eager) ops left behind
     out = {k: v.numpy() for k, v in fn().items()}
     meta = context.export_run_metadata()
   finally:

@@ -210,6 +210,8 @@ def test_concurrent_gpu_index_never_sees_torn_rows():
     t.start()
   for t in threads:
     t.join(timeout=300)
+  for e in errors[:3]:
+    print(e)                             # pytest shows it with the failure
   assert not errors, errors[:5]
   assert checked[0] > 0
   for name in ("vectors", "attributes", "versions"):
