@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from linr_tf.export import RetrievalModule, save_module
 from linr_tf.index.item_index import search_slots, slots_to_ids
+from linr_tf.column_filters import FilterColumns
 from linr_tf.index.rows import Rows
 from linr_tf.search.stock_kernels import StockKernels
 
@@ -38,16 +39,24 @@ class PortableIndex(tf.Module):
     self.ids, self.versions, self.attributes = index.ids, index.versions, index.attributes
     self.vectors, self.codes = index.vectors, index.codes
     self.code_factors = index.code_factors
+    self.numbers, self.value_ids = index.numbers, index.value_ids
     self.bit_keys = index.bit_keys
     self.quantizer = index.quantizer
     self.searcher = index.searcher.with_kernels(StockKernels())
+    # Column attributes are not evaluated on stock ops: their predicates are
+    # rejected by name (StockKernels.pass_mask).
+    self.number_columns = getattr(index, "number_columns", None)
+    self.value_columns = getattr(index, "value_columns", None)
 
   def __call__(self, queries, filters=None, k=10, strategy="auto"):
     rows = self.searcher.kernels.read(self.layout, Rows(
         self.ids, self.versions, self.attributes, self.vectors, self.codes,
-        self.code_factors))
+        self.code_factors, self.numbers, self.value_ids))
+    columns = None
+    if self.number_columns is not None:
+      columns = FilterColumns(self.number_columns, self.value_columns, None, None, None, None)
     scores, slots, count = search_slots(self.searcher, rows, self.bit_keys, queries,
-                                        filters, k, strategy)
+                                        filters, k, strategy, columns)
     return scores, slots_to_ids(rows.ids, slots), count
 
 

@@ -273,3 +273,23 @@ def test_portable_path_isa_agrees():
   finally:
     del os.environ["LINR_CPU_ISA"]
   assert np.array_equal(fast, slow)
+
+
+def test_leaves_shared_by_queries_of_a_batch():
+  # The same base filter with per-query exclusion lists (leaves shared across
+  # the batch are evaluated once per block) equals each query alone.
+  case = Case(21, n=5000)
+  bases = [case.expression() for _ in range(3)]
+  texts, fns = [], []
+  for q in range(24):
+    base_text, base_fn = bases[q % 3]
+    seen = set(case.rng.sample(case.ids, 40))
+    listed = ", ".join(quote(s) for s in sorted(seen))
+    texts.append(f"({base_text}) AND item_id NOT IN ({listed})")
+    fns.append(lambda i, f=base_fn, s=seen: f(i) and case.ids[i] not in s)
+  got, count = case.mask(texts)
+  for b, fn in enumerate(fns):
+    want = np.array([fn(i) for i in range(case.n)])
+    assert np.array_equal(got[b], want), texts[b][:200]
+  alone = np.concatenate([case.mask([t])[0] for t in texts[:3]])
+  assert np.array_equal(alone, got[:3])

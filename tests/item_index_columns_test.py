@@ -249,3 +249,17 @@ def test_integer_id_cells_encode_like_their_text():
     by_int.encode({"author": np.array([[999, -1, -1]])})
   _, grown = by_int.encode({"author": np.array([[999, 1, -1]])}, grow=True)
   assert by_int.vocabulary("author")[-1] == "999"
+
+
+def test_portable_search_rejects_column_predicates_by_name():
+  from linr_tf.export_portable import PortableIndex
+  index, cols, emb, ids, *_ = _index(n=60)
+  portable = PortableIndex(index)
+  _, _, count = portable(emb[:1], tf.constant(['lang = "Children\'s"']), 5)
+  assert int(count[0]) == min(5, int((cols["lang"] == "Children's").sum()))
+  for text, predicate in [('lang = en AND year > 1990', "year > 1990"),
+                          ('company IN ("co1")', 'company IN ("co1")'),
+                          ('item_id NOT IN ("m1")', 'item_id NOT IN ("m1")')]:
+    with pytest.raises(tf.errors.InvalidArgumentError, match="portable export evaluates") as e:
+      portable(emb[:1], tf.constant([text]), 5)
+    assert predicate in str(e.value)

@@ -113,12 +113,38 @@ struct Avx2Leaves {
 // num_items get 0). Only the items of `care` are evaluated (the others may
 // get any verdict): a leaf followed by kAnd matters only where the stack top
 // holds, one followed by kOr only where it does not.
+// Verdict words of column leaves that several queries of a batch share (same
+// opcode, operands and list), computed once per 64-item block of a chunk.
+struct SharedLeaves {
+  const int32_t* shared_of;  // per operand of this query: shared leaf index or -1
+  uint64_t* words;           // [num_shared][blocks]
+  uint8_t* valid;            // [num_shared][blocks]
+  int64_t blocks;
+  int64_t block;             // the current block of the chunk
+};
+
 struct ColumnBlock {
   const ColumnLeaf* leaf;  // nullptr: the program has no column leaves
   int64_t num_items;
   int64_t first;
+  const SharedLeaves* shared = nullptr;
 
   uint64_t operator()(const int32_t* ins, uint64_t care) const {
+    if (shared != nullptr) {
+      const int32_t id = shared->shared_of[ins[1]];
+      if (id >= 0) {
+        const int64_t at = id * shared->blocks + shared->block;
+        if (!shared->valid[at]) {
+          shared->words[at] = Eval(ins, ~uint64_t{0});
+          shared->valid[at] = 1;
+        }
+        return shared->words[at];
+      }
+    }
+    return Eval(ins, care);
+  }
+
+  uint64_t Eval(const int32_t* ins, uint64_t care) const {
     const int64_t n = num_items - first < kBlock ? num_items - first : kBlock;
     if (n < kBlock) care &= (uint64_t{1} << n) - 1;
     if (care == 0) return 0;

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "custom_ops/common/devices.h"
@@ -103,6 +105,40 @@ struct FilterMaskFunctor<CPUDevice> {
       }
     }
 
+    // Column leaves shared by several queries (e.g. the same base filter with
+    // per-user exclusion lists): shared_of[u * P + operand] = shared index.
+    const int64_t num_records = a.has_columns ? a.resolved->num_records : 0;
+    std::vector<int32_t> shared_of(unique.size() * std::max<int64_t>(num_records, 1), -1);
+    int64_t num_shared = 0;
+    if (a.has_columns) {
+      std::map<std::vector<int64_t>, std::pair<int32_t, int32_t>> seen;  // key -> (first slot, id)
+      for (size_t u = 0; u < unique.size(); ++u) {
+        for (const auto& ins : stripped[u]) {
+          if (!IsColumnLeaf(ins.opcode) || ins.opcode == kIdIn) continue;
+          const int64_t* r = a.resolved->records.data() + (unique[u] * num_records + ins.row[1]) * 4;
+          std::vector<int64_t> key{ins.opcode, r[0], r[1]};
+          if (ins.opcode == kNumberRange) {
+            key.push_back(r[2]);
+            key.push_back(r[3]);
+          } else if (r[2] < 0) {
+            key.push_back(-1);
+          } else {
+            key.insert(key.end(), a.resolved->pool.begin() + r[2], a.resolved->pool.begin() + r[3]);
+          }
+          const int32_t slot = static_cast<int32_t>(u * num_records + ins.row[1]);
+          auto it = seen.find(key);
+          if (it == seen.end()) {
+            seen.emplace(std::move(key), std::make_pair(slot, -1));
+          } else {
+            if (it->second.second < 0) {
+              it->second.second = static_cast<int32_t>(num_shared++);
+              shared_of[it->second.first] = it->second.second;
+            }
+            shared_of[slot] = it->second.second;
+          }
+        }
+      }
+    }
     const bool bit_sliced = UseBitSliced();
     const int32_t* bits = a.item_bits;
     uint32_t* mask = reinterpret_cast<uint32_t*>(a.mask);
@@ -110,8 +146,14 @@ struct FilterMaskFunctor<CPUDevice> {
     const int64_t num_unique = static_cast<int64_t>(unique.size());
     std::vector<int64_t> chunk_counts(num_chunks * num_unique, 0);
 
-    auto run_chunk = [&](int64_t chunk, std::vector<int32_t>& columns) {
+    constexpr int64_t kChunkBlocks = kChunkItems / filter_mask::kBlock;
+    auto run_chunk = [&](int64_t chunk, std::vector<int32_t>& columns,
+                         std::vector<uint64_t>& shared_words, std::vector<uint8_t>& shared_valid) {
       const int64_t first = chunk * kChunkItems;
+      if (num_shared > 0) {
+        shared_words.resize(num_shared * kChunkBlocks);
+        shared_valid.assign(num_shared * kChunkBlocks, 0);
+      }
       const int64_t n = std::min(kChunkItems, num_items - first);
       const int64_t w_first = first / 32;
       const int64_t w_count = (n + 31) / 32;
@@ -135,8 +177,12 @@ struct FilterMaskFunctor<CPUDevice> {
           uint32_t* out = mask + unique[u] * mask_words + w_first;
           int64_t count = 0;
           for (int64_t j = 0; j < n; j += filter_mask::kBlock) {
+            const filter_mask::SharedLeaves shared{
+                shared_of.data() + u * std::max<int64_t>(num_records, 1), shared_words.data(),
+                shared_valid.data(), kChunkBlocks, j / filter_mask::kBlock};
             const filter_mask::ColumnBlock column_block{
-                a.has_columns ? &leaves[u] : nullptr, num_items, first + j};
+                a.has_columns ? &leaves[u] : nullptr, num_items, first + j,
+                num_shared > 0 ? &shared : nullptr};
 #if LINR_FILTER_X86
             uint64_t v = filter_mask::EvalBlock<filter_mask::Avx2Leaves>(
                 prog.data(), prog.size(), cols + j, stride, num_words, column_block);
@@ -184,7 +230,11 @@ struct FilterMaskFunctor<CPUDevice> {
     const int64_t cost = kChunkItems * std::max<int64_t>(1, length) * num_unique * 4 + batch * 64;
     pool->ParallelFor(num_chunks, cost, [&](int64_t begin, int64_t end) {
       std::vector<int32_t> columns;
-      for (int64_t chunk = begin; chunk < end; ++chunk) run_chunk(chunk, columns);
+      std::vector<uint64_t> shared_words;
+      std::vector<uint8_t> shared_valid;
+      for (int64_t chunk = begin; chunk < end; ++chunk) {
+        run_chunk(chunk, columns, shared_words, shared_valid);
+      }
     });
 
     for (int64_t b = 0; b < batch; ++b) {
