@@ -23,7 +23,7 @@ from linr_tf.quantization import RaBitQ, SignOPORP, two_stage_search
 from linr_tf.search import RaBitQSearch, RefineSearch, StockKernels
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops"))
-from asym_hamming_top_k_test import scores_np  # noqa: E402
+from asym_reference import scores_np  # noqa: E402
 
 
 def _topk(scores, k):
@@ -57,14 +57,16 @@ def test_filtered_top_k_equals_brute_force(catalogue, vectors, query_bits):
   scores, got, count = index(queries, tf.constant(FILTERS), k=k)
   codes, factors = (t.numpy() for t in rq.encode_items(emb))
   planes, scales = (t.numpy() for t in rq.encode_query(queries))
-  est = scores_np(planes, scales, codes, factors)
+  est = scores_np(planes, scales, codes, factors)              # of <o - c, q>
+  np.testing.assert_allclose(rq.center.numpy(), emb.mean(0), rtol=1e-4, atol=1e-6)
+  offset = queries @ rq.center.numpy()                        # <c, q>
   passes = [langs == "en", np.ones(len(ids), bool), langs != "en", np.zeros(len(ids), bool)]
   for b in range(4):
     eligible = np.flatnonzero(passes[b])
     assert count[b] == min(k, eligible.size)
     if vectors is None:
       top = eligible[_topk(est[b, eligible], k)]
-      want = est[b, top]
+      want = est[b, top] + offset[b]
     else:
       cand = eligible[_topk(est[b, eligible], 4 * k)]
       exact = emb[cand].astype(np.float16).astype(np.float32) @ queries[b]

@@ -91,8 +91,10 @@ def test_codes_are_sign_oporp_codes_and_factors():
   rq = RaBitQ(40, 96, seed=7, query_bits=2)
   codes, factors = rq.encode_items(x)
   sign_oporp = SignOPORP(40, 96, seed=7)   # held: encode is a tf.function of the instance
+  # Center 0 (the default): Sign-OPORP codes; the fingerprint still says
+  # "centered codes", which a plain encoder's query codes are not.
   np.testing.assert_array_equal(codes.numpy(), sign_oporp.encode(x).numpy())
-  assert rq.fingerprint == sign_oporp.fingerprint
+  assert rq.fingerprint != sign_oporp.fingerprint
   y = rq.project(x).numpy().astype(np.float64)
   want = (x.astype(np.float64) ** 2).sum(1) / np.maximum(np.abs(y).sum(1), 1e-30)
   want[3] = 0.0
@@ -100,6 +102,31 @@ def test_codes_are_sign_oporp_codes_and_factors():
   assert rq.memory_per_item_bytes() == 12 + 4
   dense = rq.estimate(x[:4], codes, factors).numpy()
   assert dense.shape == (4, 50) and np.all(dense[:, 3] == 0)
+
+
+def test_center_keeps_the_estimate_unbiased():
+  """Codes of o - c, plus <c, q>: unbiased for <o, q> over rotations, and the
+  variance is that of the residual (smaller when c is near o)."""
+  rng = np.random.default_rng(11)
+  dim, bits = 64, 128
+  o, q = _pair(rng, dim, 0.4)
+  c = 0.9 * o + 0.05 * rng.standard_normal(dim)
+  est, plain = [], []
+  for seed in range(300):
+    rq = RaBitQ(dim, bits, seed=seed, query_bits=8)
+    est.append(_reference(rq, o - c, q) + c @ q)
+    plain.append(_reference(rq, o, q))
+  est = np.array(est)
+  se = est.std(ddof=1) / np.sqrt(est.size)
+  assert abs(est.mean() - o @ q) < 4 * se + 1e-3
+  assert est.var() < 0.3 * np.var(plain)   # ||o - c||^2 ~ 0.17 ||o||^2
+  # The quantizer's own dense estimate with its stored center (float32, Bq = 8).
+  rq = RaBitQ(dim, bits, seed=0, query_bits=8)
+  rq.set_center(np.stack([c, c]).astype(np.float32))
+  np.testing.assert_allclose(rq.center.numpy(), c, rtol=1e-6)
+  codes, factors = rq.encode_items(o[None].astype(np.float32))
+  got = rq.estimate(q[None].astype(np.float32), codes, factors).numpy()[0, 0]
+  assert got == pytest.approx(_reference(rq, o - c, q) + c @ q, abs=2e-3)
 
 
 def test_bad_arguments():

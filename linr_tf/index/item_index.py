@@ -292,6 +292,8 @@ class ItemIndex(tf.keras.layers.Layer):
     ids = tf.constant(ids.astype(str) if n else np.zeros([0], str), tf.string)
     versions = tf.constant(versions, tf.int64)
     columns, _ = self._column_rows(numbers, value_ids, n)
+    if n and isinstance(self.quantizer, RaBitQ):
+      self.quantizer.set_center(embeddings)   # the catalogue's mean (FAISS's centroid)
     values = ([ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
               + columns)
     for var, value in zip(self.row_variables, self.layout.to_storage(self.layout.names, values)):

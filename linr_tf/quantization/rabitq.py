@@ -6,12 +6,17 @@ and queries quantized to a few bits.
     planes, scales = rq.encode_query(queries)      # int32 [B, 4, 4], float32 [B, 2]
     found = linr_tf.ops.asymmetric_hamming_top_k(planes, scales, codes, factors, None, k=10)
 
-Item codes are exactly `SignOPORP` codes (same stored rotation, permutation
-and signs, same fingerprint): b = sign(W^T o) for the projection W [d, m] of
-`SignOPORP.projection_matrix`. The query keeps its magnitudes: y = W^T q.
+Item codes are `SignOPORP` codes (same stored rotation, permutation and
+signs) of the item's residual from a stored center c (FAISS's centroid; the
+mean of the catalogue, `set_center`, which `ItemIndex.assign` calls; zero by
+default, when the codes equal `SignOPORP`'s): b = sign(W^T (o - c)) for the
+projection W [d, m] of `SignOPORP.projection_matrix`. The query keeps its
+magnitudes: y = W^T q, and <o, q> = <o - c, q> + <c, q>, the last term one
+number per query (`query_offset`), so centering changes no ranking, only the
+variance (the residuals are smaller and less aligned with each other).
 
-Estimator (after Gao & Long, RaBitQ, SIGMOD 2024). With b in {-1, +1}^m,
-<W b, o> = ||W^T o||_1 > 0, and
+Estimator (after Gao & Long, RaBitQ, SIGMOD 2024), written for o the
+residual o - c. With b in {-1, +1}^m, <W b, o> = ||W^T o||_1 > 0, and
 
     <o, q>  ~  f_o * <b, y>,     f_o = ||o||^2 / ||W^T o||_1   (stored per item).
 
@@ -83,6 +88,7 @@ class RaBitQ(tf.Module):
       raise ValueError(f"query_bits must be one of {QUERY_BITS}, got {query_bits}")
     self.encoder = SignOPORP(dim, num_bits, seed, rotate=True)
     self.query_bits = int(query_bits)
+    self.center = tf.Variable(tf.zeros([int(dim)]), trainable=False, name="center")
 
   dim = property(lambda self: self.encoder.dim)
   num_bits = property(lambda self: self.encoder.num_bits)
@@ -91,26 +97,34 @@ class RaBitQ(tf.Module):
 
   @property
   def fingerprint(self) -> int:
-    """The codes' `SignOPORP.fingerprint` (they are Sign-OPORP codes)."""
-    return self.encoder.fingerprint
-
-  @property
-  def model_fingerprint(self) -> int:
-    """int64 naming the whole quantizer (codes and query_bits)."""
-    text = f"rabitq/v1/{self.encoder.fingerprint}/query_bits={self.query_bits}"
+    """int64 naming the item codes (Sign-OPORP codes of centered items, so
+    not comparable with a plain `SignOPORP`'s query codes)."""
+    text = f"rabitq/v1/centered/{self.encoder.fingerprint}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little", signed=True)
+
+  def set_center(self, embeddings) -> None:
+    """c = the mean of float32 [N, dim] `embeddings` (N > 0); codes encoded
+    before must be encoded again."""
+    x = tf.convert_to_tensor(embeddings, tf.float32)
+    self.center.assign(tf.reduce_mean(x, axis=0))
+
+  def query_offset(self, queries):
+    """float32 [B]: <c, q>, added to every estimate of a query."""
+    return tf.linalg.matvec(tf.convert_to_tensor(queries, tf.float32), self.center)
 
   def project(self, embeddings):
     """y = W^T x, float32 [N, m] (with the encoder's input checks)."""
     return self.encoder.project(embeddings)
 
   def encode(self, embeddings):
-    """Sign codes int32 [N, m / 32] (identical to the encoder's)."""
-    return self.encoder.encode(tf.convert_to_tensor(embeddings, tf.float32))
+    """Sign codes int32 [N, m / 32] of the residuals x - c."""
+    return self.encode_items(embeddings)[0]
 
   def encode_items(self, embeddings):
-    """(codes int32 [N, m / 32], factors float32 [N]); factor 0 for a zero vector."""
+    """(codes int32 [N, m / 32], factors float32 [N]) of the residuals x - c;
+    factor 0 for a zero residual."""
     x = tf.convert_to_tensor(embeddings, tf.float32)
+    x = x - self.center[None, :]
     y = self.project(x)
     l1 = tf.reduce_sum(tf.abs(y), axis=1)
     sq = tf.reduce_sum(tf.square(x), axis=1)
@@ -118,7 +132,7 @@ class RaBitQ(tf.Module):
     return pack_bits(y > 0), factors
 
   def item_factors(self, embeddings):
-    """float32 [N]: ||x||^2 / ||W^T x||_1."""
+    """float32 [N]: ||x - c||^2 / ||W^T (x - c)||_1."""
     return self.encode_items(embeddings)[1]
 
   def encode_query(self, queries):
@@ -140,12 +154,13 @@ class RaBitQ(tf.Module):
     return planes, tf.concat([lo, delta], axis=1)
 
   def estimate(self, queries, codes, factors):
-    """float32 [B, N] estimates f_o <b_o, y^_q> for every pair (dense; tests,
-    the stock-op kernels)."""
+    """float32 [B, N] estimates f_o <b_o, y^_q> + <c, q> of <o, q> for every
+    pair (dense, for tests)."""
     planes, scales = self.encode_query(queries)
     y = dequantize_query(planes, scales, self.num_bits)
     signs = 2.0 * tf.cast(unpack_bits(codes, self.num_bits), tf.float32) - 1.0
-    return tf.matmul(y, signs, transpose_b=True) * tf.convert_to_tensor(factors)[None, :]
+    scores = tf.matmul(y, signs, transpose_b=True) * tf.convert_to_tensor(factors)[None, :]
+    return scores + self.query_offset(queries)[:, None]
 
   def memory_per_item_bytes(self) -> int:
     """Bytes of one code plus its float32 factor."""

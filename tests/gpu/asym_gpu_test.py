@@ -14,8 +14,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "ops"))
 
-from asym_hamming_top_k_test import (pack_mask, random_inputs, scores_np,  # noqa: E402
-                                     top_k_np)
+from asym_reference import pack_mask, random_inputs, scores_np, top_k_np  # noqa: E402
 from linr_tf import ops  # noqa: E402
 
 
