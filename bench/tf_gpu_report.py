@@ -3,15 +3,21 @@ bench/results/tf_gpu.json (rows + summary) and bench/tf_gpu.png.
 
     .venv/bin/python bench/tf_gpu_report.py
 
-Inputs (raw outputs of bench/tf_gpu.py, bench/tf_gpu_updates.py and
-tests/gpu/run.sh, copied from the GPU machine unchanged):
-  run1_15m.json           15.5M: op + signature rows (no PyTorch: the in-process
-                          anchor failed), copy bandwidth 4.30 TB/s measured;
-  run35_op_15m_100m.json  15.5M and 100M: op rows + PyTorch V1/V2 (own process);
-  run37_updates.json      query latency under upserts; run37_gpu_tests.log.
-Floors are recomputed from run 1's device-to-device copy rate (4.30 TB/s of
-traffic): run 35's in-TF read-bandwidth probe (a float16 sum) gave impossible
-figures (69 TB/s at 100M) and is not used.
+Inputs (raw outputs of bench/tf_gpu.py, bench/serving_load.py,
+bench/tf_gpu_updates.py and tests/gpu/run.sh, copied from the GPU machine
+unchanged):
+  run67_15m_100m_profile.json  commit 54775e3: op + signature rows at 15.5M, op
+                               rows at 100M, TF profiler summaries and one
+                               call's timeline per cell (`profile`);
+  run67_gpu_tests.log          the GPU tests of the same build;
+  run68_serving_load.json      serving load at 15.5M, same build;
+  run35_op_15m_100m.json       PyTorch V1/V2 on the same shapes (own process,
+                               same machine; its op rows are older kernels);
+  run37_updates.json           query latency under upserts (older kernels);
+  run54_15m_profile.json       commit 0e5193b (before the request checks moved
+                               to the host and the selection rewrite).
+Floors: item bytes over 4.30 TB/s (run 1's device-to-device copy traffic); an
+in-TF float16-sum probe gave impossible figures at 100M and is not used.
 """
 
 import json
@@ -22,6 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "results", "tf_gpu_runs")
 BANDWIDTH = 4.30e12          # bytes/s, run 1 (D2D copy, read + write traffic)
 DIM = 128
+KEEP = ("n", "batch", "pass_rate", "k", "level", "ours_p50_ms", "ours_p95_ms",
+        "tf_where_ms", "tf_boolean_mask_ms", "device")
 
 
 def load(name):
@@ -29,21 +37,36 @@ def load(name):
     return json.load(fh)
 
 
+def serving_rows(run):
+  """Rows `api, concurrency, qps, p50_ms, p99_ms, errors`; qps counts answered
+  requests only (a request answered with an error is not a query served)."""
+  out = []
+  for r in run["rows"]:
+    row = {"api": r["protocol"], "concurrency": r["concurrency"], "batching": r["batching"],
+           "requests": r["requests"], "errors": r["errors"],
+           "qps": round((r["requests"] - r["errors"]) / run["seconds_per_cell"], 1),
+           "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]}
+    if r.get("first_error"):
+      row["first_error"] = r["first_error"][:300]
+    out.append(row)
+  return out
+
+
 def main():
-  run1, run35 = load("run1_15m.json"), load("run35_op_15m_100m.json")
+  run67, run35 = load("run67_15m_100m_profile.json"), load("run35_op_15m_100m.json")
+  serving = load("run68_serving_load.json")
   updates = load("run37_updates.json")
-  with open(os.path.join(RUNS, "run37_gpu_tests.log")) as fh:
+  with open(os.path.join(RUNS, "run67_gpu_tests.log")) as fh:
     tests = re.search(r"gpu-tests: (\d+) passed, (\d+) failed", fh.read())
   torch = {(r["n"], r["pass_rate"] < 0.05, r["batch"]): r["torch_ms"] for r in run35["rows"]}
   rows = []
-  for source, r in [("run35", r) for r in run35["rows"]] + [
-      ("run1", r) for r in run1["rows"] if r["level"] == "signature"]:
-    r = dict(r)
+  for r in run67["rows"]:
+    r = {key: r[key] for key in KEEP}
     r["floor_ms"] = r["n"] * DIM * 2 / BANDWIDTH * 1e3
     t = torch.get((r["n"], r["pass_rate"] < 0.05, r["batch"]), {})
     r["torch_ms"] = t
     r["torch_best_ms"] = min(v["p50"] for v in t.values()) if t else None
-    r["run"] = source
+    r["run"] = "run67"
     rows.append(r)
   rows.sort(key=lambda r: (r["n"], -r["pass_rate"], r["batch"], r["level"]))
 
@@ -52,6 +75,8 @@ def main():
                  r["n"] == 15_500_000 and r["batch"] == b and (r["pass_rate"] < 0.05) == low), None)
 
   b16 = [r for r in rows if r["batch"] == 16 and r["level"] == "op"]
+  served = serving_rows(serving)
+  c64 = [r for r in served if r["concurrency"] == 64]
   summary = {
       "sig_p95_ms_15m_high_b1": sig(False, 1), "sig_p95_ms_15m_high_b16": sig(False, 16),
       "sig_p95_ms_15m_low_b1": sig(True, 1), "sig_p95_ms_15m_low_b16": sig(True, 16),
@@ -59,23 +84,36 @@ def main():
                                           r["ours_p50_ms"] for r in b16),
       "worst_ratio_vs_torch": max(r["ours_p50_ms"] / r["torch_best_ms"]
                                   for r in rows if r["torch_best_ms"]),
-      "serving_qps_c64": None, "serving_p99_ms_c64": None, "serving_errors": None,
-      # The 1k/s cell reached only ~120 upserts/s (its window held the first
-      # trace of the upsert function): no 1k/s figure was measured.
+      # Every request of run 68 failed (see `serving`): nothing was served.
+      "serving_qps_c64": min(r["qps"] for r in c64) if c64 else None,
+      "serving_p99_ms_c64": None,
+      "serving_errors": sum(r["errors"] for r in served),
+      # The 1k/s cell of run 37 reached only ~120 upserts/s: no 1k/s figure.
       "p95_regression_1k_upserts": None,
       "p95_regression_10k_upserts": _regression(updates["rows"], 10_000),
       "gpu_tests_passed": int(tests.group(1)), "gpu_tests_failed": int(tests.group(2)),
   }
   out = {"device": "NVIDIA H200 (143,771 MiB), TF 2.21.0, CUDA build of the op library",
          "bandwidth_bytes_per_s": BANDWIDTH, "k": 2000, "dim": DIM, "dtype": "float16",
-         "commands": ["python3 bench/tf_gpu.py --out $OUT --sizes 15500000",
-                      "python3 bench/tf_gpu.py --out $OUT --sizes 15500000,100000000 "
-                      "--signature_max_n 0",
+         "commit": "54775e3 (runs 67, 68)",
+         "commands": ["python3 bench/tf_gpu.py --out $OUT/tfgpu --sizes 15500000,100000000 "
+                      "--skip_torch --profile",
+                      "python3 bench/serving_load.py --items 15500000 --dim 128 --vectors float16 "
+                      "--concurrency 1,16,64,256 --batching on --seconds 5",
                       "python3 bench/tf_gpu_updates.py --out $OUT --n 15500000 --seconds 5",
-                      "bash tests/gpu/run.sh -q"],
-         "rows": rows, "updates": updates["rows"], "summary": summary,
-         "serving": "not measured: the server subprocess lost the device's PYTHONPATH "
-                    "(/tmp/site) and could not import tensorflow_serving"}
+                      "bash tests/gpu/run.sh"],
+         "rows": rows, "serving": served,
+         "serving_note": ("all requests failed: the model was exported by a process without a GPU "
+                          "and LinrReadRows carried that export-time device (CPU) in the graph, "
+                          "while the server's loader put the variables on the GPU. Fixed after "
+                          "the run (linr_tf/ops/rows_ops.py writes no device in graphs); not "
+                          "re-measured."),
+         "updates": updates["rows"],
+         "updates_note": "run 37, kernels before commit bd15a5c",
+         "summary": summary,
+         "profile": {k: {"wall_ms_per_call": v["wall_ms_per_call"],
+                         "gpu": v["planes"].get("/device:GPU:0", [])[:8]}
+                     for k, v in run67.get("profile", {}).items()}}
   with open(os.path.join(HERE, "results", "tf_gpu.json"), "w") as fh:
     json.dump(out, fh, indent=1)
   print(json.dumps(summary, indent=1))

@@ -33,7 +33,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -112,6 +111,16 @@ inline SelectState<Count> SelectStateAt(void* workspace, const SelectLayout& l) 
 // buffer (one block per query reads up to `cap` keys several times).
 constexpr int kKeysPerStep = 8;
 
+// v[j] = data[c + j * blockDim.x + threadIdx.x], or `fill` past n.
+__device__ __forceinline__ void LoadStep(const uint64_t* data, int64_t n, int64_t c,
+                                         uint64_t fill, uint64_t (&v)[kKeysPerStep]) {
+#pragma unroll
+  for (int j = 0; j < kKeysPerStep; ++j) {
+    const int64_t i = c + j * blockDim.x + threadIdx.x;
+    v[j] = i < n ? data[i] : fill;
+  }
+}
+
 // k-th largest key (1-based) among data[0, n) (n >= k >= 1), by an 8-bit-digit
 // radix select from the top byte down. Each warp counts into its own
 // histogram, lanes holding the same digit add once (__match_any_sync): keys of
@@ -139,11 +148,7 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
     __syncthreads();
     for (int64_t c = 0; c < n; c += step) {  // uniform trip count: whole warps
       uint64_t v[kKeysPerStep];
-#pragma unroll
-      for (int j = 0; j < kKeysPerStep; ++j) {
-        const int64_t i = c + j * blockDim.x + threadIdx.x;
-        v[j] = i < n ? data[i] : 0;
-      }
+      LoadStep(data, n, c, 0, v);
 #pragma unroll
       for (int j = 0; j < kKeysPerStep; ++j) {
         const int64_t i = c + j * blockDim.x + threadIdx.x;
@@ -197,11 +202,7 @@ __device__ inline uint64_t BlockSelectKth(const uint64_t* data, int64_t n, int64
       unsigned long long lo = ~0ull;
       for (int64_t c = 0; c < n; c += step) {
         uint64_t v[kKeysPerStep];
-#pragma unroll
-        for (int j = 0; j < kKeysPerStep; ++j) {
-          const int64_t i = c + j * blockDim.x + threadIdx.x;
-          v[j] = i < n ? data[i] : ~0ull;
-        }
+        LoadStep(data, n, c, ~0ull, v);
 #pragma unroll
         for (int j = 0; j < kKeysPerStep; ++j) {
           if ((v[j] & known) == prefix && v[j] < lo) lo = v[j];
@@ -233,11 +234,7 @@ __device__ inline int64_t BlockCompactTo(const uint64_t* data, int64_t n, uint64
   const int64_t step = static_cast<int64_t>(blockDim.x) * kKeysPerStep;
   for (int64_t c = 0; c < n; c += step) {
     uint64_t v[kKeysPerStep];
-#pragma unroll
-    for (int j = 0; j < kKeysPerStep; ++j) {
-      const int64_t i = c + j * blockDim.x + threadIdx.x;
-      v[j] = i < n ? data[i] : 0;
-    }
+    LoadStep(data, n, c, 0, v);
 #pragma unroll
     for (int j = 0; j < kKeysPerStep; ++j) {
       const int64_t i = c + j * blockDim.x + threadIdx.x;
@@ -370,10 +367,11 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
     // a safe segment adds at most cap - k rows to k survivors.
     const int64_t first = std::max<int64_t>(1, st.cap / 32);
     const int64_t safe_seg = std::max<int64_t>(1, (st.cap - k_eff) / 32);
-    // For rows in random order, a segment that multiplies the rows seen by g
-    // admits about k ln g keys; g = exp((cap - k) / 2k) fills half the room.
-    const double log_growth = std::min(20.0, static_cast<double>(st.cap - k_eff) / (2.0 * k_eff));
-    const int64_t growth = std::max<int64_t>(2, static_cast<int64_t>(std::exp(log_growth)));
+    // The threshold is fixed during a segment (the k-th best of the E rows
+    // before it), so for rows in random order a segment of L rows admits about
+    // L k / E keys: L = E (cap - k) / 2k fills half the free room. (Measured:
+    // a geometric schedule overflowed at 100M rows and fell back to safe mode.)
+    const int64_t growth = std::max<int64_t>(2, (st.cap - k_eff) / (2 * k_eff));
     int64_t begin = 0, seg = first;
     while (begin < units) {
       const int64_t end = std::min(units, begin + seg);
@@ -385,8 +383,7 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
               out.count);
       if ((err = cudaGetLastError()) != cudaSuccess) return err;
       begin = end;
-      seg = safe ? safe_seg
-                 : (end > units / growth ? units - end : std::max<int64_t>(1, end * (growth - 1)));
+      seg = safe ? safe_seg : std::max<int64_t>(1, end * growth);
     }
     int32_t overflow = 0;
     if ((err = cudaMemcpyAsync(&overflow, st.flags, sizeof(int32_t), cudaMemcpyDeviceToHost,

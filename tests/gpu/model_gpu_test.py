@@ -50,11 +50,15 @@ def _train(cfg, d):
   return model, catalog, history
 
 
-@pytest.fixture(scope="module", params=["float16", "codes"])
+@pytest.fixture(scope="module", params=["float16", "codes", "float16-exported-on-cpu"])
 def exported(request, feed, tmp_path_factory):
-  index = {"vectors": "float16"} if request.param == "float16" else {
+  """A trained, exported model. "float16-exported-on-cpu" is trained and
+  exported with its variables in host memory, as on a CPU-only machine: the
+  loader must still put the index in HBM and run the hot path on the GPU."""
+  index = {"vectors": "float16"} if request.param.startswith("float16") else {
       "vectors": "float16", "code_bits": 128, "rerank_factor": 4}
-  with tf.device("/GPU:0"):
+  device = "/CPU:0" if request.param.endswith("exported-on-cpu") else "/GPU:0"
+  with tf.device(device):
     model, catalog, history = _train(_config(**index), feed)
   path = export_lib.export(model, str(tmp_path_factory.mktemp("export")))
   return request.param, model, catalog, history, path

@@ -160,9 +160,23 @@ def test_concurrent_gpu_index_never_sees_torn_rows():
 
   ids = [f"i{j}" for j in range(n)]
   index.assign(ids, *rows(ids, 0))
+  # Readers and the writer run graph functions only, as a server does (its
+  # signatures): eager ops on the GPU from several threads at once failed
+  # inside TensorFlow ("Type mismatch: actual string vs. expect int32" in
+  # EagerConst / StridedSlice), in the test's own code, not in the index.
   search = tf.function(lambda q, f: index(q, f, k=64))
+  index.writer_lock.resource_handle   # the mutex is made eagerly, outside the functions
+  upsert = tf.function(lambda i, v, e, a: index.upsert(i, v, e, a).applied,
+                       reduce_retracing=True)
+  delete = tf.function(lambda i, v: index.delete(i, v).applied, reduce_retracing=True)
   query = np.zeros((1, dim), np.float32)
   query[0, 0] = 1.0
+  with tf.device("/CPU:0"):
+    query_t, filter_t = tf.constant(query), tf.constant(['parity = "even"'])
+
+  def host(*arrays):
+    with tf.device("/CPU:0"):
+      return [tf.constant(np.asarray(a)) for a in arrays]
   deleted_at = {}
   stop = threading.Event()
   errors = []
@@ -173,16 +187,16 @@ def test_concurrent_gpu_index_never_sees_torn_rows():
       rng = np.random.default_rng(5)
       for v in range(1, 120):
         batch = sorted({ids[j] for j in rng.integers(0, n, 60)} - set(deleted_at))
-        index.upsert(batch, [v] * len(batch), *rows(batch, v))
+        upsert(*host(batch, np.full(len(batch), v, np.int64), *rows(batch, v)))
         if v % 10 == 0:  # delete for good (highest version)
           victims = list(batch[:5])
-          index.delete(victims, [10**9] * len(victims))
+          delete(*host(victims, np.full(len(victims), 10**9, np.int64)))
           now = time.monotonic()
           for i in victims:
             deleted_at[i] = now
         if v % 7 == 0:  # grow the index while readers run
           extra = [f"i{1000 * v + j}" for j in range(50)]
-          index.upsert(extra, [v] * len(extra), *rows(extra, v))
+          upsert(*host(extra, np.full(len(extra), v, np.int64), *rows(extra, v)))
     except Exception as e:  # pylint: disable=broad-except
       errors.append(f"writer: {type(e).__name__}: {str(e)[:600]}")
     finally:
@@ -192,8 +206,8 @@ def test_concurrent_gpu_index_never_sees_torn_rows():
     try:
       while not stop.is_set():
         started = time.monotonic()
-        scores, found, count = search(tf.constant(query), tf.constant(['parity = "even"']))
-        for s, i in zip(scores.numpy()[0][:count[0]], found.numpy()[0][:count[0]]):
+        scores, found, count = (t.numpy() for t in search(query_t, filter_t))
+        for s, i in zip(scores[0][:count[0]], found[0][:count[0]]):
           i = i.decode()
           v, num = divmod(int(round(float(s))), 1000)
           if num != int(i[1:]) % 1000 or v % 2:
