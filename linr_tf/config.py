@@ -14,6 +14,14 @@ import numpy as np
 
 FEATURE_TYPES = ("id", "categorical", "numeric")
 CODE_SCORERS = ("hamming", "rabitq")
+# A filter attribute's kind (see linr_tf/filter_kinds.py and README "Filters"):
+# categorical attributes are "bitset" or "value_ids"; numeric ones "buckets"
+# (bits per [lo, hi) of the feature's boundaries), "number" (exact float64),
+# "int64" or "float64" (exact numbers).
+CATEGORICAL_FILTER_KINDS = ("bitset", "value_ids")
+NUMERIC_FILTER_KINDS = ("buckets", "number", "int64", "float64")
+FILTER_KINDS = CATEGORICAL_FILTER_KINDS + NUMERIC_FILTER_KINDS
+DEFAULT_VALUE_IDS_MIN_CARDINALITY = 1025  # = choose_kinds' bitset_max_values 1024 + 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +112,10 @@ class IndexConfig:
     (asymmetric: item codes plus a float32 factor per item against the query
     quantized to `query_bits` bits: `RaBitQ`, `RaBitQSearch`).
   query_bits: Bq of "rabitq", one of 1, 2, 4, 8.
+  value_ids_min_cardinality: a categorical filter attribute without an
+    explicit `filter_kind` is stored as value ids when it has at least this
+    many distinct values in the catalogue, as a bitset below (the default
+    1025 is `choose_kinds`' default: bitsets up to 1024 values).
   """
   vectors: Optional[str] = "float32"
   code_bits: int = 0
@@ -111,6 +123,7 @@ class IndexConfig:
   rerank_factor: int = 10
   code_scorer: str = "hamming"
   query_bits: int = 4
+  value_ids_min_cardinality: int = DEFAULT_VALUE_IDS_MIN_CARDINALITY
 
   def __post_init__(self):
     if self.vectors not in (None, "float32", "float16", "bfloat16"):
@@ -128,6 +141,10 @@ class IndexConfig:
                        f"got {self.code_scorer!r}")
     if self.query_bits not in (1, 2, 4, 8):
       raise ValueError(f"index.query_bits must be 1, 2, 4 or 8, got {self.query_bits}")
+    if isinstance(self.value_ids_min_cardinality, bool) or not isinstance(
+        self.value_ids_min_cardinality, int) or self.value_ids_min_cardinality < 1:
+      raise ValueError("index.value_ids_min_cardinality must be an integer >= 1, got "
+                       f"{self.value_ids_min_cardinality!r}")
 
   @property
   def code_factors(self) -> bool:
@@ -141,6 +158,9 @@ class Config:
   query_features: List[FeatureSpec]
   item_features: List[FeatureSpec]
   filter_attributes: List[str]
+  # attribute -> explicit kind (FILTER_KINDS); the JSON may also give it per
+  # attribute: "filter_attributes": ["lang", {"name": "company", "filter_kind": "value_ids"}].
+  filter_kinds: Dict[str, str] = dataclasses.field(default_factory=dict)
   embedding_dim: int = 64
   hidden_units: List[int] = dataclasses.field(default_factory=lambda: [128])
   item_id_feature: str = "item_id"
@@ -169,15 +189,57 @@ class Config:
                          "cannot be a query feature name")
     if self.embedding_dim <= 0:
       raise ValueError("embedding_dim must be > 0")
+    self._check_filter_kinds()
+
+  def _check_filter_kinds(self):
+    specs = {s.name: s for s in self.item_features}
+    if len(set(self.filter_attributes)) != len(self.filter_attributes):
+      raise ValueError(f"filter_attributes lists an attribute twice: {self.filter_attributes}")
+    for attr, kind in self.filter_kinds.items():
+      if attr not in self.filter_attributes:
+        raise ValueError(f"filter attribute '{attr}': a filter_kind is given but "
+                         f"'{attr}' is not in filter_attributes {self.filter_attributes}")
+      if kind not in FILTER_KINDS:
+        raise ValueError(f"filter attribute '{attr}': unknown filter_kind {kind!r} "
+                         f"(expected one of {', '.join(FILTER_KINDS)})")
+      spec = specs.get(attr)
+      if spec is not None and spec.is_numeric and kind not in NUMERIC_FILTER_KINDS:
+        raise ValueError(f"filter attribute '{attr}': numeric feature, filter_kind must "
+                         f"be one of {', '.join(NUMERIC_FILTER_KINDS)}, got {kind!r}")
+      if spec is not None and not spec.is_numeric and kind in NUMERIC_FILTER_KINDS:
+        raise ValueError(f"filter attribute '{attr}': {spec.type} feature (strings), "
+                         f"filter_kind must be one of {', '.join(CATEGORICAL_FILTER_KINDS)}, "
+                         f"got {kind!r}")
+      if kind == "buckets" and spec is None:
+        raise ValueError(f"filter attribute '{attr}': filter_kind 'buckets' needs a numeric "
+                         "item feature (its boundaries)")
+
+  def filter_kind(self, attr: str) -> Optional[str]:
+    """The explicit kind of a filter attribute ("number" read as "float64"),
+    or None: chosen from the data (`value_ids_min_cardinality`)."""
+    kind = self.filter_kinds.get(attr)
+    if kind is None and attr in self.numeric_features:
+      kind = "buckets"   # a numeric feature without a kind: its buckets
+    return "float64" if kind == "number" else kind
+
+  @property
+  def numeric_features(self) -> Dict[str, FeatureSpec]:
+    return {s.name: s for s in self.item_features if s.is_numeric}
+
+  def is_numeric_attribute(self, attr: str) -> bool:
+    """Whether a filter attribute holds numbers (a numeric feature or an exact kind)."""
+    return attr in self.numeric_features or self.filter_kinds.get(attr) in NUMERIC_FILTER_KINDS
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
   @property
   def numeric_attributes(self) -> Dict[str, FeatureSpec]:
-    """Filter attributes that are numeric item features (filtered by range)."""
-    specs = {s.name: s for s in self.item_features if s.is_numeric}
-    return {a: specs[a] for a in self.filter_attributes if a in specs}
+    """Filter attributes that are numeric item features filtered by range on
+    their buckets (kind "buckets", the default of a numeric feature)."""
+    specs = self.numeric_features
+    return {a: specs[a] for a in self.filter_attributes
+            if a in specs and self.filter_kind(a) == "buckets"}
 
 
 def from_dict(d: dict) -> Config:
@@ -198,6 +260,8 @@ def from_dict(d: dict) -> Config:
       out.append(FeatureSpec(**raw))
     return out
 
+  d["filter_attributes"], d["filter_kinds"] = _filter_attributes(
+      d.get("filter_attributes", []), d.get("filter_kinds", {}))
   d["query_features"] = specs("query_features")
   d["item_features"] = specs("item_features")
   for key, section in (("train", TrainConfig), ("index", IndexConfig)):
@@ -207,6 +271,31 @@ def from_dict(d: dict) -> Config:
         raise ValueError(f"{key}: unknown keys {sorted(bad)}")
       d[key] = section(**d[key])
   return Config(**d)
+
+
+def _filter_attributes(entries, kinds):
+  """(names, kinds) of `filter_attributes` entries: names or
+  {"name": ..., "filter_kind": ...} objects (merged with `filter_kinds`)."""
+  if not isinstance(kinds, dict):
+    raise ValueError(f"filter_kinds must be an object attribute -> kind, got {kinds!r}")
+  names, kinds = [], dict(kinds)
+  for i, entry in enumerate(entries):
+    if isinstance(entry, str):
+      names.append(entry)
+      continue
+    if not isinstance(entry, dict) or "name" not in entry:
+      raise ValueError(f"filter_attributes[{i}]: expected a name or an object with "
+                       f"\"name\" (and \"filter_kind\"), got {entry!r}")
+    bad = set(entry) - {"name", "filter_kind"}
+    if bad:
+      raise ValueError(f"filter_attributes[{i}] ('{entry['name']}'): unknown keys {sorted(bad)}")
+    names.append(entry["name"])
+    if "filter_kind" in entry:
+      if kinds.get(entry["name"], entry["filter_kind"]) != entry["filter_kind"]:
+        raise ValueError(f"filter attribute '{entry['name']}': two different filter kinds "
+                         f"({kinds[entry['name']]!r} and {entry['filter_kind']!r})")
+      kinds[entry["name"]] = entry["filter_kind"]
+  return names, kinds
 
 
 def load(path: str) -> Config:

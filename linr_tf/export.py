@@ -25,8 +25,13 @@ compared with, -1 = none / unknown item), item ids unique per call:
   * `delete_items`: `item_id`, `version`;
   * `update_attributes`: `item_id`, `version` and the attribute columns.
 Attribute columns are tf.string [B] (multi-valued cells joined by the config's
-separator) or float64 [B] for numeric attributes (in `upsert_items` they are the
-item tower's float32 features, bucketed after that rounding).
+separator; bitset and value-id attributes) or float64 [B] for numeric
+attributes (bucketed, or exact "number"/"float64"), int64 [B] for "int64"
+attributes (in `upsert_items` a numeric attribute that is an item feature is
+the tower's float32 input, bucketed or stored after that rounding; a filter
+attribute that is no item feature is an input of its own). A value-id value
+the index has never seen gets a new id in-graph (`ItemIndex.encode_columns`,
+under the writer lock), so it is filterable right after the write.
 Search signatures beside those: `retrieve_embeddings` (`query_embedding`
 float32 [B, dim], `filter`, `k`) for query vectors computed elsewhere, and,
 for an index with 1-bit codes, `retrieve_codes` (`query_codes` int32 [B, m/32],
@@ -79,6 +84,15 @@ class RetrievalModule(tf.Module):
       self.attribute_specs = {
           a: tf.TensorSpec([None], tf.float64 if a in numeric else tf.string, name=a)
           for a in self.attribute_encoder.attributes}
+      # Column attributes: exact numbers (int64 or float64 [B]) and value ids
+      # (tf.string [B], multi-valued cells joined by the separator).
+      self.columns = model.columns
+      self.separator = cfg.separator
+      if self.columns is not None:
+        for a, dtype in self.columns.numbers.items():
+          self.attribute_specs[a] = tf.TensorSpec([None], tf.as_dtype(dtype), name=a)
+        for a in self.columns.values:
+          self.attribute_specs[a] = tf.TensorSpec([None], tf.string, name=a)
       clash = sorted((set(self.item_specs) | set(self.attribute_specs))
                      & {"version", "embedding"}
                      | set(self.attribute_specs) & {"item_id"})
@@ -167,9 +181,16 @@ class RetrievalModule(tf.Module):
     return {"item_ids": ids, "scores": scores, "count": count}
 
   def _attributes(self, inputs):
+    """{"attributes": bitsets, and "numbers" / "value_ids" with column stores}
+    of the attribute columns in `inputs` (new value ids added in-graph)."""
     columns = {a: tf.ensure_shape(inputs[a], [None], name=f"check_{a}")
                for a in self.attribute_specs}
-    return self.attribute_encoder(columns)
+    out = {"attributes": self.attribute_encoder(
+        {a: columns[a] for a in self.attribute_encoder.attributes})}
+    if self.columns is not None:
+      out["numbers"], out["value_ids"] = self.index.encode_columns(
+          {a: columns[a] for a in self.columns.attributes}, self.separator, grow=True)
+    return out
 
   def upsert_items(self, inputs):
     features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
@@ -177,19 +198,19 @@ class RetrievalModule(tf.Module):
     embeddings = self.item_tower(features)
     return _write_outputs(self.index.upsert(
         features[self.item_id_feature], inputs["version"], embeddings,
-        self._attributes(features)))
+        **self._attributes({**inputs, **features})))
 
   def upsert_embeddings(self, inputs):
     return _write_outputs(self.index.upsert(
         inputs["item_id"], inputs["version"], inputs["embedding"],
-        self._attributes(inputs)))
+        **self._attributes(inputs)))
 
   def delete_items(self, inputs):
     return _write_outputs(self.index.delete(inputs["item_id"], inputs["version"]))
 
   def update_attributes(self, inputs):
     return _write_outputs(self.index.update_attributes(
-        inputs["item_id"], inputs["version"], self._attributes(inputs)))
+        inputs["item_id"], inputs["version"], **self._attributes(inputs)))
 
   def signatures(self):
     """`serving_default` (automatic strategy), `retrieve_with_options` and,
@@ -212,8 +233,12 @@ class RetrievalModule(tf.Module):
            "version": tf.TensorSpec([None], tf.int64, name="version")}
     embedding = tf.TensorSpec([None, self.index.dim], tf.float32, name="embedding")
     updates = {
+        # Filter attributes that are no item feature (a `company` column) are
+        # inputs of their own.
         "upsert_items": (self.upsert_items,
-                         {**self.item_specs, "version": key["version"]}),
+                         {**{a: v for a, v in self.attribute_specs.items()
+                             if a not in self.item_specs},
+                          **self.item_specs, "version": key["version"]}),
         "upsert_embeddings": (self.upsert_embeddings,
                               {**key, "embedding": embedding, **self.attribute_specs}),
         "delete_items": (self.delete_items, key),

@@ -22,7 +22,9 @@ import tensorflow_recommenders as tfrs
 
 from linr_tf import config as config_lib
 from linr_tf.data.csv_io import Catalog, Interactions
+from linr_tf import filter_kinds as filter_kinds_lib
 from linr_tf.attributes import AttributeSchema
+from linr_tf.columns import ColumnSchema
 from linr_tf.index import IndexTopK, ItemIndex
 from linr_tf.quantization import RaBitQ, SignOPORP
 from linr_tf.towers import Tower
@@ -59,17 +61,53 @@ def query_features(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
 
 
 def filter_columns(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]):
-  """Filterable attributes: (categorical columns, numeric (values, boundaries)).
+  """Bucketed filter attributes: (categorical columns, numeric (values, boundaries)).
 
-  A filter attribute that is a numeric item feature is filtered by range on
-  that feature's buckets (`age_hours < 24`); any other is categorical.
+  Only the attributes of the bitset (the "bitset" and "buckets" kinds, and
+  categorical ones; value-id columns are passed too and ignored by the bitset
+  encoder); `filter_schemas` decides the kinds.
   """
   numeric_specs = cfg.numeric_attributes
   categorical = {a: columns[a] for a in cfg.filter_attributes
-                 if a not in numeric_specs}
+                 if not cfg.is_numeric_attribute(a)}
   numeric = {a: (columns[a], list(numeric_specs[a].boundaries))
              for a in cfg.filter_attributes if a in numeric_specs}
   return categorical, numeric
+
+
+def filter_schemas(cfg: config_lib.Config, columns: Mapping[str, np.ndarray]
+                   ) -> Tuple[AttributeSchema, Optional[ColumnSchema]]:
+  """(bitset schema, column schema or None) of the filter attributes over a
+  catalogue: each attribute's kind from `cfg.filter_kind` or, for a
+  categorical attribute without one, from its cardinality
+  (`index.value_ids_min_cardinality`); through `choose_kinds`."""
+  categorical = {a: columns[a] for a in cfg.filter_attributes
+                 if not cfg.is_numeric_attribute(a)}
+  numeric = {a: columns[a] for a in cfg.filter_attributes if cfg.is_numeric_attribute(a)}
+  kinds = {a: cfg.filter_kind(a) for a in cfg.filter_attributes
+           if cfg.filter_kind(a) is not None}
+  boundaries = {a: list(s.boundaries) for a, s in cfg.numeric_features.items()}
+  bits_schema, columns_schema = filter_kinds_lib.choose_kinds(
+      categorical, numeric, kinds=kinds,
+      bitset_max_values=cfg.index.value_ids_min_cardinality - 1,
+      boundaries=boundaries, separator=cfg.separator)
+  if not columns_schema.attributes:
+    return bits_schema, None
+  return bits_schema, columns_schema
+
+
+def columns_metadata(columns: Optional[ColumnSchema]):
+  """A `ColumnSchema` as JSON-able data (None stays None)."""
+  if columns is None:
+    return None
+  return {"numbers": dict(columns.numbers), "values": dict(columns.values),
+          "vocabulary": {a: columns.vocabulary(a) for a in columns.values}}
+
+
+def columns_from_metadata(meta) -> Optional[ColumnSchema]:
+  if not meta:
+    return None
+  return ColumnSchema(meta["numbers"], meta["values"], meta["vocabulary"])
 
 
 def split_by_time(interactions: Interactions, holdout_fraction: float
@@ -112,14 +150,18 @@ class RetrievalModel(tfrs.Model):
   """Query tower, item tower and item index in one Keras model."""
 
   def __init__(self, cfg: config_lib.Config, vocabularies: Mapping[str, list],
-               bit_keys: Sequence[str]):
+               bit_keys: Sequence[str], columns: Optional[ColumnSchema] = None):
+    """`columns`: the column stores (exact numbers, value ids) of the filter
+    attributes of those kinds (`filter_schemas`), None without any."""
     super().__init__()
     self.cfg = cfg
     self.schema = AttributeSchema(bit_keys)
+    self.columns = columns
     # Kept as text: Keras would wrap a dict attribute for tracking.
     self._metadata = json.dumps({"config": json.loads(cfg.to_json()),
                                  "vocabularies": dict(vocabularies),
-                                 "bit_keys": list(bit_keys)})
+                                 "bit_keys": list(bit_keys),
+                                 "columns": columns_metadata(columns)})
     self.query_tower = Tower(cfg.query_features, vocabularies,
                              cfg.embedding_dim, cfg.hidden_units,
                              cfg.separator, name="query_tower")
@@ -133,7 +175,7 @@ class RetrievalModel(tfrs.Model):
       quantizer = SignOPORP(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed)
     self.index = ItemIndex(cfg.embedding_dim, bit_keys, vectors=cfg.index.vectors,
                            quantizer=quantizer, rerank_factor=cfg.index.rerank_factor,
-                           name="item_index")
+                           columns=columns, name="item_index")
     self.task = tfrs.tasks.Retrieval(
         metrics=tfrs.metrics.FactorizedTopK(
             candidates=IndexTopK(self.index, k=max(TOP_KS)), ks=TOP_KS),
@@ -143,10 +185,8 @@ class RetrievalModel(tfrs.Model):
   @classmethod
   def from_data(cls, cfg: config_lib.Config, catalog: Catalog,
                 interactions: Interactions) -> "RetrievalModel":
-    categorical, numeric = filter_columns(cfg, catalog.columns)
-    schema = AttributeSchema.from_columns(categorical, numeric=numeric,
-                                          separator=cfg.separator)
-    return cls(cfg, build_vocabularies(cfg, catalog, interactions), schema.keys)
+    schema, columns = filter_schemas(cfg, catalog.columns)
+    return cls(cfg, build_vocabularies(cfg, catalog, interactions), schema.keys, columns)
 
   def compute_loss(self, features, training=False):
     q = self.query_tower(features)
@@ -166,9 +206,18 @@ class RetrievalModel(tfrs.Model):
   def build_index(self, catalog: Catalog) -> None:
     """Index construction as a model step: embed the catalogue and assign."""
     categorical, numeric = filter_columns(self.cfg, catalog.columns)
+    numbers = value_ids = None
+    if self.columns is not None:
+      # Values the schema has not seen (a catalogue other than the training
+      # one) get new ids, registered in the index's value_id_of table.
+      numbers, value_ids = self.columns.encode(
+          {a: catalog.columns[a] for a in self.columns.attributes}, self.cfg.separator,
+          grow=True)
+      self.index.register_values()
     self.index.assign(catalog.ids, self.embed_items(catalog),
                       self.schema.encode({**categorical, **numeric},
-                                         self.cfg.separator))
+                                         self.cfg.separator),
+                      numbers=numbers, value_ids=value_ids)
 
   def retrieve(self, features: Mapping[str, Sequence], filters=None, k=10):
     """Encodes queries and searches the index: (scores, ids, count)."""
@@ -184,14 +233,17 @@ class RetrievalModel(tfrs.Model):
     return self.index(q, filters, k)
 
   def metadata(self) -> str:
-    """JSON needed to rebuild this model before restoring a checkpoint."""
-    return self._metadata
+    """JSON needed to rebuild this model before restoring a checkpoint (the
+    column schema as it is now: `build_index` may have added values)."""
+    meta = json.loads(self._metadata)
+    meta["columns"] = columns_metadata(self.columns)
+    return json.dumps(meta)
 
   @classmethod
   def from_metadata(cls, text: str) -> "RetrievalModel":
     meta = json.loads(text)
     return cls(config_lib.from_dict(meta["config"]), meta["vocabularies"],
-               meta["bit_keys"])
+               meta["bit_keys"], columns_from_metadata(meta.get("columns")))
 
 
 class RefreshIndex(tf.keras.callbacks.Callback):

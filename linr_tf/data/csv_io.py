@@ -88,6 +88,18 @@ def _column(path: str, header, rows, spec_name: str, numeric: bool):
   return out
 
 
+def _int_column(path: str, header, rows, name: str) -> np.ndarray:
+  j = header.index(name)
+  out = np.empty(len(rows), np.int64)
+  for n, r in enumerate(rows):
+    try:
+      out[n] = int(r[j].strip())
+    except (ValueError, OverflowError):
+      raise ValueError(f"{path}:{n + 2}: column '{name}' (an int64 filter attribute) must "
+                       f"be an integer, got {r[j]!r}") from None
+  return out
+
+
 def _is_numeric(specs: List[FeatureSpec], name: str) -> bool:
   return any(s.name == name and s.is_numeric for s in specs)
 
@@ -98,8 +110,14 @@ def read_items(path: str, cfg: Config) -> Catalog:
   header, rows = _read_rows(path, needed)
   if not rows:
     raise ValueError(f"{path}: no items")
-  cols = {n: _column(path, header, rows, n, _is_numeric(cfg.item_features, n))
+  # Numeric: numeric features, and filter attributes of an exact number kind.
+  cols = {n: _column(path, header, rows, n, _is_numeric(cfg.item_features, n)
+                     or (n in cfg.filter_attributes and cfg.is_numeric_attribute(n)))
           for n in needed}
+  for n in needed:   # int64 attributes that are no feature: exact past 2^53
+    if not _is_numeric(cfg.item_features, n) and n in cfg.filter_attributes \
+        and cfg.filter_kind(n) == "int64":
+      cols[n] = _int_column(path, header, rows, n)
   ids = cols[cfg.item_id_feature]
   uniq, counts = np.unique(ids, return_counts=True)
   if (counts > 1).any():

@@ -74,3 +74,34 @@ def check_attribute_columns(schema, columns: Mapping[str, Sequence], n: int,
   # Unknown categorical values: the numpy encoder names attribute and value.
   schema.encode(out, separator)
   return out
+
+
+def check_column_attributes(columns_schema, columns: Mapping[str, Sequence], n: int,
+                            separator: str = "|") -> Dict[str, np.ndarray]:
+  """One column of n values per column attribute of `columns_schema` (a
+  `ColumnSchema`): exact numbers as int64 ("int64": integers only) or float64
+  (NaN refused), value-id cells as strings (new values allowed: the index
+  gives them ids) with at most the attribute's width of values per cell."""
+  from linr_tf.columns import number_column, split_cells  # pylint: disable=g-import-not-at-top
+  missing = [a for a in columns_schema.attributes if a not in columns]
+  if missing:
+    raise ValueError(f"missing attribute column(s) {missing}")
+  out = {}
+  for a in columns_schema.attributes:
+    values = np.asarray(columns[a]).reshape(-1)
+    if values.size != n:
+      raise ValueError(f"attribute column '{a}' has {values.size} values, expected {n}")
+    if a in columns_schema.numbers:
+      dtype = columns_schema.numbers[a]
+      words = number_column(a, values, dtype)
+      out[a] = words if dtype == "int64" else words.view(np.float64)
+      continue
+    cells = [v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist()]
+    width = columns_schema.values[a]
+    for row, cell in enumerate(cells):
+      held = len(set(filter(None, cell.split(separator))))
+      if held > width:
+        raise ValueError(f"attribute '{a}': row {row} holds {held} values, more than its "
+                         f"width {width}")
+    out[a] = np.asarray(cells, dtype=object)
+  return out

@@ -148,6 +148,10 @@ class ItemIndex(tf.keras.layers.Layer):
                                        name="value_columns")
       self.value_id_of = tf.lookup.experimental.MutableHashTable(
           tf.string, tf.int64, default_value=-1, name="value_id_of")
+      # The id the next new value gets (values added in-graph by
+      # `encode_columns(..., grow=True)` under the writer lock).
+      self.next_value_id = tf.Variable(tf.constant(0, tf.int64), trainable=False,
+                                       name="next_value_id")
       self.register_values()
     self.slot_of = tf.lookup.experimental.MutableHashTable(
         tf.string, tf.int64, default_value=-1, name="slot_of")
@@ -202,6 +206,115 @@ class ItemIndex(tf.keras.layers.Layer):
     keys, ids = self.columns.value_keys()
     if keys:
       self.value_id_of.insert(tf.constant(keys, tf.string), tf.constant(ids, tf.int64))
+    self.next_value_id.assign(tf.maximum(self.next_value_id,
+                                         tf.constant(self.columns.num_values, tf.int64)))
+
+  def encode_columns(self, columns, separator: str = "|", grow: bool = True):
+    """In-graph `ColumnSchema.encode`: raw attribute columns -> (numbers int64
+    [B, A], value_ids int32 [B, V]) for `upsert` / `update_attributes`.
+
+    `columns` holds every column attribute: numbers as float [B] (or int64 [B]
+    for an "int64" column: a float with a fraction, NaN or Inf is an
+    InvalidArgumentError naming the attribute; NaN too for "float64");
+    value-id cells as tf.string [B] (several values joined by `separator`, ""
+    = none). With `grow`, a value `value_id_of` does not know gets the next
+    id, under the writer lock (so concurrent writers never give one id
+    twice); without, it is an InvalidArgumentError naming the attribute and
+    the value. More values in a cell than the attribute's width is an
+    InvalidArgumentError naming the attribute. (The Python `self.columns`
+    does not learn in-graph values: rebuild it from `value_id_of.export()`
+    with `ColumnSchema.from_specs` before encoding more in Python.)
+    """
+    if self.columns is None:
+      raise ValueError("this index has no column stores")
+    schema = self.columns
+    missing = [a for a in schema.attributes if a not in columns]
+    if missing:
+      raise ValueError(f"missing attribute column(s) {missing}")
+    number_cols, checks = [], []
+    for attr, dtype in schema.numbers.items():
+      value = tf.convert_to_tensor(columns[attr])
+      if dtype == "int64" and value.dtype.is_integer:
+        number_cols.append(tf.cast(value, tf.int64))
+        continue
+      value = tf.cast(value, tf.float64)
+      if dtype == "int64":
+        ok = tf.reduce_all(tf.math.is_finite(value) & tf.equal(tf.floor(value), value))
+        checks.append(tf.debugging.Assert(ok, [
+            f"attribute '{attr}': int64 column got NaN, infinite or fractional value(s)",
+            tf.boolean_mask(value, ~(tf.math.is_finite(value)
+                                     & tf.equal(tf.floor(value), value)))[:5]]))
+        number_cols.append(tf.cast(value, tf.int64))
+      else:
+        checks.append(tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(tf.math.is_nan(value))),
+            [f"attribute '{attr}': NaN value"]))
+        number_cols.append(tf.bitcast(value, tf.int64))
+    value_cols = []
+    for attr, width in schema.values.items():
+      value_cols.append(self._encode_value_cells(attr, width, columns[attr], separator,
+                                                 grow, checks))
+    first = (number_cols + value_cols)[0]
+    batch = tf.shape(first)[0]
+    numbers = (tf.stack(number_cols, axis=1) if number_cols
+               else tf.zeros(tf.stack([batch, 0]), tf.int64))
+    value_ids = (tf.concat(value_cols, axis=1) if value_cols
+                 else tf.zeros(tf.stack([batch, 0]), tf.int32))
+    for name, col in zip(list(schema.numbers) + list(schema.values), number_cols + value_cols):
+      checks.append(tf.debugging.assert_equal(
+          tf.shape(col)[0], batch, message=f"attribute column '{name}' has a different length"))
+    with tf.control_dependencies(checks):
+      return tf.identity(numbers), tf.identity(value_ids)
+
+  def _encode_value_cells(self, attr, width, cells, separator, grow, checks):
+    """ELL rows int32 [B, width] of one value-id attribute (sorted, unique, -1 padded)."""
+    cells = tf.convert_to_tensor(cells, tf.string)
+    split = tf.strings.split(cells, separator)
+    flat = split.flat_values
+    keep = tf.not_equal(flat, "")
+    values = tf.boolean_mask(flat, keep)
+    rows = tf.boolean_mask(split.value_rowids(), keep)
+    keys = attr + "=" + values
+    if grow:
+      added = self._add_values(tf.unique(keys).y)
+      with tf.control_dependencies([added]):
+        keys = tf.identity(keys)
+    ids = tf.reshape(self.value_id_of.lookup(keys), [-1])
+    unknown = tf.boolean_mask(values, ids < 0)
+    checks.append(tf.debugging.Assert(
+        tf.equal(tf.size(unknown), 0),
+        [f"attribute '{attr}': unknown value(s) (not in the index's value_id_of)",
+         unknown[:5]], summarize=5))
+    batch = tf.shape(cells, out_type=tf.int64)[0]
+    big = tf.int64.max
+    ragged = tf.RaggedTensor.from_value_rowids(tf.where(ids < 0, big, ids), rows, nrows=batch)
+    dense = ragged.to_tensor(default_value=big)
+    dense = tf.concat([dense, tf.fill(tf.stack([batch, tf.constant(width, tf.int64)]), big)], 1)
+    dense = tf.sort(dense, axis=1)
+    dup = tf.equal(dense[:, 1:], dense[:, :-1])
+    dense = tf.sort(tf.concat([dense[:, :1], tf.where(dup, big, dense[:, 1:])], 1), axis=1)
+    held = tf.reduce_sum(tf.cast(tf.not_equal(dense, big), tf.int32), axis=1)
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all(held <= width),
+        [f"attribute '{attr}': an item holds more than {width} values (the attribute's "
+         "width, from the catalogue); values per row:", held], summarize=10))
+    out = dense[:, :width]
+    return tf.cast(tf.where(tf.equal(out, big), tf.constant(-1, tf.int64), out), tf.int32)
+
+  def _add_values(self, keys):
+    """Gives "attr=value" `keys` that `value_id_of` lacks the next ids, under
+    the writer lock; returns how many were new."""
+    def body():
+      found = tf.reshape(self.value_id_of.lookup(keys), [-1])
+      new = tf.boolean_mask(keys, found < 0)
+      start = self.next_value_id.read_value()
+      count = tf.size(new, out_type=tf.int64)
+      inserted = self.value_id_of.insert(new, start + tf.range(count, dtype=tf.int64))
+      with tf.control_dependencies([inserted]):
+        bumped = self.next_value_id.assign(start + count)
+      with tf.control_dependencies([bumped]):
+        return tf.identity(count)
+    return self.writer_lock.run(body)
 
   def filter_columns(self, rows: Rows):
     """What column leaves of filters read from a snapshot (None without columns)."""

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from linr_tf import attributes as attributes_lib
 from linr_tf import config as config_lib
+from linr_tf.columns import ColumnSchema
 from linr_tf.fsutil import fsync_dir, fsync_tree
 from linr_tf.index import checks
 from linr_tf.index.rows import RowLayout, Rows
@@ -51,13 +52,20 @@ class LiveIndex:
     self.item_features: List[config_lib.FeatureSpec] = list(self.cfg.item_features)
     self.query_features: List[config_lib.FeatureSpec] = list(self.cfg.query_features)
     self.item_id_feature = self.cfg.item_id_feature
-    self.attributes: List[str] = self.schema.attributes
+    # Column attributes (exact numbers, value ids), when the model has them.
+    meta_columns = meta.get("columns")
+    self.columns = (ColumnSchema(meta_columns["numbers"], meta_columns["values"],
+                                 meta_columns["vocabulary"]) if meta_columns else None)
+    self.attributes: List[str] = self.schema.attributes + (
+        self.columns.attributes if self.columns is not None else [])
     self.dim = int(self.cfg.embedding_dim)
     self._lock = threading.Lock()
     # The index's row layout, as `ItemIndex` builds it from the same config.
-    self.layout = RowLayout.for_index(self.dim, self.schema.num_words,
-                                      self.cfg.index.vectors, self.cfg.index.code_bits // 32,
-                                      code_factors=self.cfg.index.code_factors)
+    self.layout = RowLayout.for_index(
+        self.dim, self.schema.num_words, self.cfg.index.vectors, self.cfg.index.code_bits // 32,
+        code_factors=self.cfg.index.code_factors,
+        number_columns=len(self.columns.numbers) if self.columns is not None else 0,
+        value_width=self.columns.value_width if self.columns is not None else 0)
     index = module.index
     self.rows = Rows(**{n: getattr(index, n) for n in self.layout.names})
 
@@ -69,7 +77,10 @@ class LiveIndex:
   # --- checks ----------------------------------------------------------------
 
   def _attribute_columns(self, columns: Mapping[str, Sequence], n: int) -> Dict:
-    return checks.check_attribute_columns(self.schema, columns, n, self.separator)
+    out = checks.check_attribute_columns(self.schema, columns, n, self.separator)
+    if self.columns is not None:
+      out.update(checks.check_column_attributes(self.columns, columns, n, self.separator))
+    return out
 
   def _signature(self, name):
     if self._signatures is not None and name in self._signatures:
@@ -106,7 +117,13 @@ class LiveIndex:
       inputs[spec.name] = values
     if list(inputs[self.item_id_feature]) != list(ids):
       raise ValueError(f"item feature '{self.item_id_feature}' must equal item_ids")
-    self._attribute_columns({a: inputs[a] for a in self.attributes}, ids.size)
+    # Filter attributes that are no item feature come in `features` as well.
+    missing = [a for a in self.attributes if a not in inputs and a not in features]
+    if missing:
+      raise ValueError(f"missing attribute column(s) {missing}")
+    checked = self._attribute_columns(
+        {a: inputs[a] if a in inputs else features[a] for a in self.attributes}, ids.size)
+    inputs.update({a: v for a, v in checked.items() if a not in inputs})
     return self._apply("upsert_items", inputs, return_previous)
 
   def upsert_embeddings(self, item_ids, versions, embeddings,
@@ -172,6 +189,32 @@ class LiveIndex:
       emb = (vectors[slot].astype(np.float32) if vectors is not None
              else np.zeros([0], np.float32))
       out[ids[slot].decode()] = (int(versions[slot]), emb, attrs[slot].copy())
+    return out
+
+  def item_columns(self) -> Dict[str, Dict[str, object]]:
+    """Live items: id -> {column attribute: number (int or float) or sorted list
+    of values}; {} per item without column attributes."""
+    snap = self.layout.read(self.rows)
+    ids, attrs = snap.ids.numpy(), snap.attributes.numpy()
+    live = np.flatnonzero(attributes_lib.is_live(attrs))
+    out = {ids[slot].decode(): {} for slot in live}
+    if self.columns is None:
+      return out
+    keys, values = tf.raw_ops.LookupTableExportV2(
+        table_handle=self.module.index.value_id_of.resource_handle,
+        Tkeys=tf.string, Tvalues=tf.int64)
+    value_of = {int(v): k.decode().partition("=")[2]
+                for k, v in zip(keys.numpy(), values.numpy())}
+    numbers = snap.numbers.numpy() if snap.numbers is not None else None
+    value_ids = snap.value_ids.numpy() if snap.value_ids is not None else None
+    for slot in live:
+      row = out[ids[slot].decode()]
+      for c, (a, dtype) in enumerate(self.columns.numbers.items()):
+        word = np.int64(numbers[slot, c])
+        row[a] = int(word) if dtype == "int64" else float(word.view(np.float64))
+      for a in self.columns.values:
+        begin, end = self.columns.value_range(a)
+        row[a] = sorted(value_of[int(i)] for i in value_ids[slot, begin:end] if i >= 0)
     return out
 
   def tombstones(self) -> Dict[str, int]:

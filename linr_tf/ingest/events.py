@@ -21,6 +21,10 @@ One event per record, a JSON object (never pickle):
 
 Categorical values are strings; a multi-valued one is a list of strings or one
 string joined by the separator ("ai|ml"). Numeric values are finite numbers.
+Value-id attributes (`company`) take any value (a new one gets an id in the
+index); exact "int64" attributes take integers (JSON integers stay exact past
+2^53), "float64" ones any finite number. A filter attribute that is no item
+feature is given in `upsert`'s "features" too.
 Every filter attribute must be given (attributes are replaced whole). In
 `upsert`, the item id feature may be left out (it is `item_id`).
 
@@ -185,11 +189,13 @@ class Spec:
   attributes: List[str]
   separator: str = "|"
   item_id_feature: Optional[str] = None   # must equal item_id (filled if absent)
+  columns: Any = None               # linr_tf.columns.ColumnSchema (numbers, value ids)
 
   @classmethod
   def from_live(cls, live) -> "Spec":
     return cls(int(live.dim), live.schema, list(live.item_features),
-               list(live.attributes), live.separator, live.item_id_feature)
+               list(live.attributes), live.separator, live.item_id_feature,
+               getattr(live, "columns", None))
 
 
 class Validator:
@@ -207,11 +213,19 @@ class Validator:
     self._numeric_attrs = set(numeric)
     self._known: Dict[str, set] = {a: set(spec.schema.values(a))
                                    for a in spec.schema.categorical_attributes}
+    # Column attributes: exact numbers ("int64" / "float64") and value ids
+    # (any value: a new one gets an id in the index).
+    self._exact = dict(spec.columns.numbers) if spec.columns is not None else {}
+    value_attrs = list(spec.columns.values) if spec.columns is not None else []
+    self._known.update({a: None for a in value_attrs})
     self._attrs = list(spec.attributes)
     for a in self._attrs:
-      if a not in self._known and a not in self._numeric_attrs:
+      if a not in self._known and a not in self._numeric_attrs and a not in self._exact:
         raise ValueError(f"attribute '{a}' is not in the schema")
     self._features = {f.name: f for f in spec.item_features}
+    # Filter attributes that are no item feature: "upsert" events carry them
+    # in "features" too.
+    self._extra = [a for a in self._attrs if a not in self._features]
 
   def check(self, event: Event) -> Event:
     p = event.payload
@@ -285,21 +299,44 @@ class Validator:
       raise BadEvent(f"unknown attribute(s) {unknown}")
     out = {}
     for a in self._attrs:
-      what = f"attribute '{a}'"
-      if a in self._numeric_attrs:
-        out[a] = self._numeric(what, attrs[a])
-      else:
-        out[a] = self._categorical(what, attrs[a], self._known[a])
+      out[a] = self._attribute(a, attrs[a])
     return out
+
+  def _attribute(self, a, value):
+    what = f"attribute '{a}'"
+    if a in self._exact:
+      return self._exact_number(what, value, self._exact[a])
+    if a in self._numeric_attrs:
+      return self._numeric(what, value)
+    return self._categorical(what, value, self._known[a])
+
+  def _exact_number(self, what, value, dtype):
+    """An exact number: int for "int64" (integers only), float for "float64"."""
+    if not _is_number(value):
+      raise BadEvent(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+      raise BadEvent(f"{what} is {value} (must be finite)")
+    if dtype == "int64":
+      if isinstance(value, float) and not value.is_integer():
+        raise BadEvent(f"{what} = {value} is not an integer (an int64 attribute)")
+      if not -2**63 <= int(value) < 2**63:
+        raise BadEvent(f"{what} = {value} overflows int64")
+      return int(value)
+    return float(value)
 
   def _item_features(self, feats, item_id) -> Dict[str, Any]:
     if not isinstance(feats, dict):
       raise BadEvent("features must be an object")
-    unknown = sorted(set(feats) - set(self._features))
+    unknown = sorted(set(feats) - set(self._features) - set(self._extra))
     if unknown:
       raise BadEvent(f"unknown feature(s) {unknown}")
     out = {}
     missing = []
+    for a in self._extra:
+      if a not in feats:
+        missing.append(a)
+        continue
+      out[a] = self._attribute(a, feats[a])
     id_feature = self.spec.item_id_feature
     if id_feature in feats and feats[id_feature] != item_id:
       raise BadEvent(f"feature '{id_feature}' = {feats[id_feature]!r} differs "
@@ -335,6 +372,7 @@ def attribute_columns(events: Sequence[Event], attributes: Sequence[str],
   cols = {}
   for a in attributes:
     vals = [e.payload[key][a] for e in events]
+    # Python ints of int64 attributes stay exact in an object column.
     cols[a] = (np.asarray(vals, np.float64) if a in numeric
                else np.asarray(vals, dtype=object))
   return cols

@@ -104,7 +104,14 @@ class Ingestor:
     self.dead_letter = deadletter.DeadLetterLog(
         dead_letter_path or os.path.join(snapshot_dir, "dead_letter.jsonl"))
     self.validator = ev.Validator(ev.Spec.from_live(live))
-    self._numeric = set(live.schema.numeric_attributes)
+    # float64 columns: bucketed and exact float64 attributes (int64 ones
+    # stay Python ints, exact past 2^53).
+    columns = getattr(live, "columns", None)
+    self._numeric = set(live.schema.numeric_attributes) | (
+        {a for a, t in columns.numbers.items() if t == "float64"} if columns is not None
+        else set())
+    self._int64 = ({a for a, t in columns.numbers.items() if t == "int64"}
+                   if columns is not None else set())
     self._attributes = list(live.attributes)
     self._features = list(live.item_features)
     self.batch_size = int(batch_size)
@@ -159,9 +166,11 @@ class Ingestor:
     loaded function is slow), so the first real batch is not."""
     empty = np.zeros([0], dtype=object)
     none = np.zeros([0], np.int64)
-    attrs = {a: (np.zeros([0], np.float32) if a in self._numeric else empty)
+    attrs = {a: (np.zeros([0], np.float32) if a in self._numeric
+                 else np.zeros([0], np.int64) if a in self._int64 else empty)
              for a in self._attributes}
     feats = {f.name: np.zeros([0], f.numpy_dtype) for f in self._features}
+    feats.update({a: v for a, v in attrs.items() if a not in feats})
     calls = [
         lambda: self.live.upsert_embeddings(
             empty, none, np.zeros([0, self.validator.spec.dim], np.float32),
@@ -239,6 +248,8 @@ class Ingestor:
     feats = {}
     for f in self._features:
       feats[f.name] = np.array([e.payload["features"][f.name] for e in evs], f.numpy_dtype)
+    extra = [a for a in self._attributes if a not in feats]   # no item feature
+    feats.update(ev.attribute_columns(evs, extra, self._numeric, key="features"))
     return live.upsert_items(ids, versions, feats, return_previous=True)
 
   def _apply(self, op: str, batch: Sequence[Tuple[Any, ev.Event, Record]]):
