@@ -6,8 +6,6 @@ apply iff last is none or v > last; update_attributes applies iff the item
 exists and v > its version.
 """
 
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from linr_tf.attributes import AttributeEncoder, AttributeSchema
 from linr_tf.index import ItemIndex
 from linr_tf.index.live_index import LiveIndex
 from linr_tf.model import filter_columns
+from torn_rows import check_readers_and_writer, parity_schema
 
 
 class Reference:
@@ -214,64 +213,12 @@ def test_concurrent_queries_never_see_torn_rows_or_deleted_items():
   and id belong to one version of the item, and an item deleted before a
   query started is never returned.
 
-  Item i at version v has embedding e0 * (1000 v + i) and attribute
-  parity = v % 2; the query e0 with filter parity = "even" therefore scores
-  1000 v + i: the score names the version and the id whose vector it is.
+  The scheme is tests/torn_rows.py's (shared with the GPU test).
   """
-  schema = AttributeSchema.from_columns({"parity": np.array(["even", "odd"])})
-  dim, n = 8, 400
-  index = ItemIndex(dim, schema.keys, name="concurrent_index")
-
-  def rows(ids, v):
-    emb = np.zeros((len(ids), dim), np.float32)
-    emb[:, 0] = [1000 * v + int(i[1:]) % 1000 for i in ids]
-    bits = schema.encode({"parity": np.array(["even" if v % 2 == 0 else "odd"] * len(ids))})
-    return emb, bits
-
-  ids = [f"i{j}" for j in range(n)]
-  index.assign(ids, *rows(ids, 0))
-  search = tf.function(lambda q, f: index(q, f, k=64))
-  query = np.zeros((1, dim), np.float32)
-  query[0, 0] = 1.0
-  deleted_at = {}
-  stop = threading.Event()
-  errors = []
-  checked = [0]
-
-  def writer():
-    rng = np.random.default_rng(5)
-    for v in range(1, 160):
-      batch = sorted({ids[j] for j in rng.integers(0, n, 60)} - set(deleted_at))
-      index.upsert(batch, [v] * len(batch), *rows(batch, v))
-      if v % 10 == 0:  # delete for good (highest version)
-        victims = [i for i in batch[:5]]
-        index.delete(victims, [10**9] * len(victims))
-        now = time.monotonic()
-        for i in victims:
-          deleted_at[i] = now
-      if v % 7 == 0:  # grow the index while readers run
-        extra = [f"i{1000 * v + j}" for j in range(50)]
-        index.upsert(extra, [v] * len(extra), *rows(extra, v))
-    stop.set()
-
-  def reader():
-    while not stop.is_set():
-      started = time.monotonic()
-      scores, found, count = search(tf.constant(query), tf.constant(['parity = "even"']))
-      for s, i in zip(scores.numpy()[0][:count[0]], found.numpy()[0][:count[0]]):
-        i = i.decode()
-        v, num = divmod(int(round(float(s))), 1000)
-        if num != int(i[1:]) % 1000 or v % 2:
-          errors.append(f"torn row: id {i} score {s}")
-        if i in deleted_at and deleted_at[i] < started:
-          errors.append(f"deleted item {i} returned")
-      checked[0] += 1
-
-  threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=writer)]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join(timeout=300)
+  schema = parity_schema()
+  index = ItemIndex(8, schema.keys, name="concurrent_index")
+  errors, checked, deleted_at = check_readers_and_writer(index, schema, dim=8, n=400,
+                                                         versions=160)
   assert not errors, errors[:5]
-  assert checked[0] > 20
+  assert checked > 20
   assert deleted_at

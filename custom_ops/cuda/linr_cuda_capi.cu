@@ -32,32 +32,30 @@ size_t linr_topk_workspace_bytes(int64_t batch, int64_t num_items, int64_t k, in
   return linr::gpu::TopKWorkspaceBytes(batch, num_items, k, prefilter != 0);
 }
 
-// dtype: 0 = float32, 1 = float16, 2 = bfloat16. strategy: 0 = mask, 1 = prefilter,
-// 2 = prefilter with max_union_rate 0.75 (what linr_tf's "auto" runs).
+// dtype: 0 = float32, 1 = float16, 2 = bfloat16. strategy: 0 = mask, 1 = prefilter.
 int linr_topk(const float* queries, const void* items, int dtype, const int32_t* mask,
               int64_t batch, int64_t num_items, int64_t dim, int64_t k, int strategy,
               void* workspace, size_t workspace_bytes, float* scores, int32_t* indices,
               int32_t* count, void* stream) {
   const bool pre = strategy != 0;
-  const float max_union_rate = strategy == 2 ? 0.75f : 1.0f;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   cudaError_t e;
   switch (dtype) {
     case 0:
       e = linr::gpu::LaunchTopK<float>(queries, static_cast<const float*>(items), mask, batch,
                                        num_items, dim, k, pre, workspace, workspace_bytes,
-                                       scores, indices, count, s, max_union_rate);
+                                       scores, indices, count, s);
       break;
     case 1:
       e = linr::gpu::LaunchTopK<__half>(queries, static_cast<const __half*>(items), mask, batch,
                                         num_items, dim, k, pre, workspace, workspace_bytes,
-                                        scores, indices, count, s, max_union_rate);
+                                        scores, indices, count, s);
       break;
     case 2:
       e = linr::gpu::LaunchTopK<__nv_bfloat16>(queries,
                                                static_cast<const __nv_bfloat16*>(items), mask,
                                                batch, num_items, dim, k, pre, workspace,
-                                               workspace_bytes, scores, indices, count, s, max_union_rate);
+                                               workspace_bytes, scores, indices, count, s);
       break;
     default:
       e = cudaErrorInvalidValue;

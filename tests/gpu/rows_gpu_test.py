@@ -8,9 +8,6 @@ writes variables of two devices under their locks. Needs a CUDA build of the
 op library (tools/build_ops.sh OUT --cuda) and a GPU; skipped without a GPU.
 """
 
-import threading
-import traceback
-import time
 
 import numpy as np
 import pytest
@@ -20,8 +17,8 @@ if not tf.config.list_physical_devices("GPU"):
   pytest.skip("no GPU", allow_module_level=True)
 
 from linr_tf import ops  # noqa: E402
-from linr_tf.attributes import AttributeSchema  # noqa: E402
 from linr_tf.index import ItemIndex  # noqa: E402
+from torn_rows import check_readers_and_writer, parity_schema  # noqa: E402
 
 DIM, WORDS, CODE_WORDS = 6, 2, 3
 
@@ -138,96 +135,17 @@ def test_write_rows_errors_on_gpu():
 
 
 def test_concurrent_gpu_index_never_sees_torn_rows():
-  """Readers in parallel with a writer on an ItemIndex built on the GPU.
-
-  Item i at version v has embedding e0 * (1000 v + i) and attribute
-  parity = v % 2; the query e0 with filter parity = "even" scores 1000 v + i:
-  the score names the version and the id whose vector it is, and the even
-  parity the attribute row of that same version.
-  """
-  schema = AttributeSchema.from_columns({"parity": np.array(["even", "odd"])})
+  """Readers in parallel with a writer on an ItemIndex built on the GPU
+  (the scheme of tests/torn_rows.py, shared with the CPU test)."""
+  schema = parity_schema()
   dim, n = 8, 400
   with tf.device("/GPU:0"):
     index = ItemIndex(dim, schema.keys, name="gpu_concurrent_index")
   for name in ("vectors", "attributes", "versions"):
     assert _on_gpu(getattr(index, name)), (name, getattr(index, name).device)
-
-  def rows(ids, v):
-    emb = np.zeros((len(ids), dim), np.float32)
-    emb[:, 0] = [1000 * v + int(i[1:]) % 1000 for i in ids]
-    bits = schema.encode({"parity": np.array(["even" if v % 2 == 0 else "odd"] * len(ids))})
-    return emb, bits
-
-  ids = [f"i{j}" for j in range(n)]
-  index.assign(ids, *rows(ids, 0))
-  # Readers and the writer run graph functions only, as a server does (its
-  # signatures): eager ops on the GPU from several threads at once failed
-  # inside TensorFlow ("Type mismatch: actual string vs. expect int32" in
-  # EagerConst / StridedSlice), in the test's own code, not in the index.
-  search = tf.function(lambda q, f: index(q, f, k=64))
-  index.writer_lock.resource_handle   # the mutex is made eagerly, outside the functions
-  upsert = tf.function(lambda i, v, e, a: index.upsert(i, v, e, a).applied,
-                       reduce_retracing=True)
-  delete = tf.function(lambda i, v: index.delete(i, v).applied, reduce_retracing=True)
-  query = np.zeros((1, dim), np.float32)
-  query[0, 0] = 1.0
-  with tf.device("/CPU:0"):
-    query_t, filter_t = tf.constant(query), tf.constant(['parity = "even"'])
-
-  def host(*arrays):
-    with tf.device("/CPU:0"):
-      return [tf.constant(np.asarray(a)) for a in arrays]
-  deleted_at = {}
-  stop = threading.Event()
-  errors = []
-  checked = [0]
-
-  def writer():
-    try:
-      rng = np.random.default_rng(5)
-      for v in range(1, 120):
-        batch = sorted({ids[j] for j in rng.integers(0, n, 60)} - set(deleted_at))
-        upsert(*host(batch, np.full(len(batch), v, np.int64), *rows(batch, v)))
-        if v % 10 == 0:  # delete for good (highest version)
-          victims = list(batch[:5])
-          delete(*host(victims, np.full(len(victims), 10**9, np.int64)))
-          now = time.monotonic()
-          for i in victims:
-            deleted_at[i] = now
-        if v % 7 == 0:  # grow the index while readers run
-          extra = [f"i{1000 * v + j}" for j in range(50)]
-          upsert(*host(extra, np.full(len(extra), v, np.int64), *rows(extra, v)))
-    except Exception as e:  # pylint: disable=broad-except
-      errors.append(f"writer: {type(e).__name__}: {str(e)[:600]}")
-    finally:
-      stop.set()
-
-  def reader():
-    try:
-      while not stop.is_set():
-        started = time.monotonic()
-        scores, found, count = (t.numpy() for t in search(query_t, filter_t))
-        for s, i in zip(scores[0][:count[0]], found[0][:count[0]]):
-          i = i.decode()
-          v, num = divmod(int(round(float(s))), 1000)
-          if num != int(i[1:]) % 1000 or v % 2:
-            errors.append(f"torn row: id {i} score {s}")
-          if i in deleted_at and deleted_at[i] < started:
-            errors.append(f"deleted item {i} returned")
-        checked[0] += 1
-    except Exception as e:  # pylint: disable=broad-except
-      errors.append(f"reader: {type(e).__name__}: {str(e)[:300]} at "
-                    f"{traceback.format_exc()[-900:]}")
-
-  threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=writer)]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join(timeout=300)
-  for e in errors[:3]:
-    print(e)                             # pytest shows it with the failure
+  errors, checked, _ = check_readers_and_writer(index, schema, dim, n)
   assert not errors, errors[:5]
-  assert checked[0] > 0
+  assert checked > 0
   for name in ("vectors", "attributes", "versions"):
     assert _on_gpu(getattr(index, name)), (name, getattr(index, name).device)
   # The final state matches the writes: every live item's row is whole.
