@@ -118,6 +118,7 @@ class ItemIndex(tf.keras.layers.Layer):
                quantizer: Optional[Union[SignOPORP, RaBitQ]] = None,
                rerank_factor: int = 10,
                columns: Optional[ColumnSchema] = None,
+               ranking=None,
                **kwargs):
     super().__init__(**kwargs)
     schema = attributes_lib.AttributeSchema(bit_keys)
@@ -132,8 +133,12 @@ class ItemIndex(tf.keras.layers.Layer):
                                       quantizer.num_words if quantizer else 0,
                                       code_factors=isinstance(quantizer, RaBitQ),
                                       number_columns=len(columns.numbers) if columns else 0,
-                                      value_width=columns.value_width if columns else 0)
+                                      value_width=columns.value_width if columns else 0,
+                                      rank_dense=len(ranking.dense_features) if ranking else 0,
+                                      rank_ids=len(ranking.vocab_sizes) if ranking else 0)
     self.columns = columns
+    # The ranker's candidate features (`linr_tf.ranking.RankingConfig`): row stores.
+    self.ranking = ranking
     # One attribute per store (checkpoint names "ids", "vectors", ...).
     for name, var in zip(Rows._fields, self.layout.make_variables(capacity)):
       setattr(self, name, var)
@@ -344,6 +349,64 @@ class ItemIndex(tf.keras.layers.Layer):
       out.append(value)
     return out, checks
 
+  def _rank_rows(self, rank_dense, rank_ids, batch):
+    """Checked values of the ranking stores for `batch` items ([] without a
+    ranker); a store not passed is zeros (set later by `update_rank_features`)."""
+    out, checks = [], []
+    for name, value in (("rank_dense", rank_dense), ("rank_ids", rank_ids)):
+      field = self.layout.field(name)
+      if field is None:
+        if value is not None and getattr(value, "shape", (1,))[-1:] != (0,):
+          raise ValueError(f"this index has no {name} store (no ranking features)")
+        continue
+      if value is None:
+        value = tf.zeros(tf.stack([tf.cast(batch, tf.int32), field.row_shape[0]]), field.dtype)
+      value = tf.ensure_shape(tf.cast(tf.convert_to_tensor(value), field.dtype),
+                              [None, *field.row_shape])
+      checks.append(tf.debugging.assert_equal(
+          tf.shape(value)[0], tf.cast(batch, tf.int32),
+          message=f"item ids and {name} differ in length"))
+      if name == "rank_dense":
+        checks.append(tf.debugging.assert_all_finite(value, "rank_dense holds NaN or Inf"))
+      else:
+        sizes = tf.constant(self.ranking.vocab_sizes, tf.int64)
+        checks.append(tf.debugging.Assert(
+            tf.reduce_all((value >= 0) & (value < sizes)),
+            [f"rank_ids out of range: id feature i takes [0, vocab_size_i), vocab sizes",
+             sizes], summarize=20))
+      out.append(value)
+    return out, checks
+
+  def update_rank_features(self, ids, versions, rank_dense=None, rank_ids=None
+                           ) -> WriteResult:
+    """Replaces the ranking features of existing items (the rule of
+    `update_attributes`: applies iff the item exists and version > its
+    version); versions and both ranking stores are written in one
+    `write_rows`, so a search sees an item's old or new features, never a mix."""
+    if self.ranking is None:
+      raise ValueError("this index has no ranking features")
+    ids, versions, checks = self._check_batch(ids, versions)
+    names = [n for n in ("rank_dense", "rank_ids") if self.layout.field(n) is not None]
+    if rank_dense is None and "rank_dense" in names or rank_ids is None and "rank_ids" in names:
+      raise ValueError(f"update_rank_features needs {names}")
+    values, rank_checks = self._rank_rows(rank_dense, rank_ids, tf.size(ids))
+    checks += rank_checks
+
+    def body():
+      slot, last = self._last_versions(ids)
+      applied = (slot >= 0) & (versions > last)
+      written = ops.write_rows(
+          [self.versions] + [getattr(self, n) for n in names],
+          tf.boolean_mask(slot, applied),
+          [tf.boolean_mask(versions, applied)] + [tf.boolean_mask(v, applied) for v in values],
+          min_rows=0)
+      with tf.control_dependencies([written]):
+        return WriteResult(tf.identity(applied),
+                           tf.where(slot >= 0, last, -tf.ones_like(last)))
+
+    with tf.control_dependencies(checks):
+      return self.writer_lock.run(body)
+
   def memory_per_item_bytes(self) -> dict:
     """Bytes per slot of each row store (what an item costs in memory)."""
     return {name: size for name, size in self.layout.bytes_per_item().items()
@@ -384,7 +447,7 @@ class ItemIndex(tf.keras.layers.Layer):
     return ids, versions, checks
 
   def assign(self, ids, embeddings, attributes, versions=None, numbers=None,
-             value_ids=None) -> None:
+             value_ids=None, rank_dense=None, rank_ids=None) -> None:
     """Replaces the whole index (index construction as a model step).
 
     Not atomic for concurrent searches: use `upsert` / `delete` on a served
@@ -408,7 +471,7 @@ class ItemIndex(tf.keras.layers.Layer):
     if n and isinstance(self.quantizer, RaBitQ):
       self.quantizer.set_center(embeddings)   # the catalogue's mean (FAISS's centroid)
     values = ([ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
-              + columns)
+              + columns + self._rank_rows(rank_dense, rank_ids, n)[0])
     for var, value in zip(self.row_variables, self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
     for table in (self.slot_of, self.deleted):
@@ -493,7 +556,7 @@ class ItemIndex(tf.keras.layers.Layer):
     return () if columns is None else (columns,)
 
   def upsert(self, ids, versions, embeddings, attributes, numbers=None,
-             value_ids=None) -> WriteResult:
+             value_ids=None, rank_dense=None, rank_ids=None) -> WriteResult:
     """Inserts or replaces items; returns a `WriteResult` (applied False =
     stale or repeated version).
 
@@ -518,6 +581,9 @@ class ItemIndex(tf.keras.layers.Layer):
     columns, column_checks = self._column_rows(numbers, value_ids, tf.size(ids))
     stores += columns
     checks += column_checks
+    rank, rank_checks = self._rank_rows(rank_dense, rank_ids, tf.size(ids))
+    stores += rank
+    checks += rank_checks
 
     def body():
       slot, last = self._last_versions(ids)

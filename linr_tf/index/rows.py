@@ -36,7 +36,9 @@ class Rows(NamedTuple):
   int32 1-bit codes, code_factors [N] float32 per-item factors of the
   asymmetric (RaBitQ) estimator, numbers [N, A] int64 exact numeric
   attributes (float64 ones as bit patterns), value_ids [N, V] int32 ids of
-  high-cardinality categorical values (`linr_tf/columns.py`).
+  high-cardinality categorical values (`linr_tf/columns.py`), rank_dense
+  [N, F] float32 and rank_ids [N, C] int64 the candidate features of the
+  ranker (`linr_tf/ranking/`).
   """
   ids: object = None
   versions: object = None
@@ -46,6 +48,8 @@ class Rows(NamedTuple):
   code_factors: object = None
   numbers: object = None
   value_ids: object = None
+  rank_dense: object = None
+  rank_ids: object = None
 
   def present(self) -> list:
     """The present values, in field order (what `read_rows` takes)."""
@@ -82,12 +86,15 @@ class RowLayout:
   @classmethod
   def for_index(cls, dim: int, num_words: int, vectors: Optional[str] = "float32",
                 code_words: int = 0, code_factors: bool = False,
-                number_columns: int = 0, value_width: int = 0) -> "RowLayout":
+                number_columns: int = 0, value_width: int = 0,
+                rank_dense: int = 0, rank_ids: int = 0) -> "RowLayout":
     """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none),
     `code_words` int32 words of 1-bit codes per item (0 = none), with
     `code_factors` one float32 factor per code (`RaBitQ`), and the filter
     column stores: `number_columns` int64 numbers and `value_width` int32
-    value ids per item (0 = none; `ColumnSchema`)."""
+    value ids per item (0 = none; `ColumnSchema`), and the ranker's
+    candidate features: `rank_dense` float32 and `rank_ids` int64 per item
+    (0 = none; `linr_tf.ranking.RankingSchema`)."""
     fields = [RowField("ids", tf.string, (), ""),
               RowField("versions", tf.int64, ()),
               RowField("attributes", tf.int32, (int(num_words),), storage=tf.uint32)]
@@ -108,6 +115,11 @@ class RowLayout:
       fields.append(RowField("numbers", tf.int64, (int(number_columns),)))
     if value_width:
       fields.append(RowField("value_ids", tf.int32, (int(value_width),), storage=tf.uint32))
+    if rank_dense:
+      fields.append(RowField("rank_dense", tf.float32, (int(rank_dense),)))
+    if rank_ids:
+      # int64: stays in GPU memory under tf.device("/GPU:0") (int32 would not).
+      fields.append(RowField("rank_ids", tf.int64, (int(rank_ids),)))
     return cls(fields)
 
   @property
