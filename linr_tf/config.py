@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from linr_tf.ranking.config import RankingConfig, from_dict as ranking_from_dict
+
 FEATURE_TYPES = ("id", "categorical", "numeric")
 CODE_SCORERS = ("hamming", "rabitq")
 # A filter attribute's kind (see linr_tf/filter_kinds.py and README "Filters"):
@@ -168,6 +170,8 @@ class Config:
   separator: str = "|"
   train: TrainConfig = TrainConfig()
   index: IndexConfig = IndexConfig()
+  # The ranker and its candidate features (linr_tf/ranking/); None = retrieval only.
+  ranking: Optional[RankingConfig] = None
 
   def __post_init__(self):
     names = [f.name for f in self.item_features]
@@ -262,6 +266,7 @@ def from_dict(d: dict) -> Config:
 
   d["filter_attributes"], d["filter_kinds"] = _filter_attributes(
       d.get("filter_attributes", []), d.get("filter_kinds", {}))
+  d["ranking"] = ranking_from_dict(d.get("ranking"))
   d["query_features"] = specs("query_features")
   d["item_features"] = specs("item_features")
   for key, section in (("train", TrainConfig), ("index", IndexConfig)):
