@@ -31,6 +31,7 @@ HOST_SRCS=(
   custom_ops/quantization/hamming_kernels.cc custom_ops/quantization/hamming_ops.cc
   custom_ops/quantization/asym_kernels.cc custom_ops/quantization/asym_ops.cc
   custom_ops/rows/rows_kernels.cc custom_ops/rows/rows_ops.cc
+  custom_ops/mol/mol_kernels.cc custom_ops/mol/mol_ops.cc
 )
 GPU_SRCS=($(cd "$repo" && ls custom_ops/*/*_kernels_gpu.cu.cc))
 # ---------------------------------------------------------------------------
