@@ -73,6 +73,8 @@ class RetrievalModule(tf.Module):
     # Config, vocabularies and bit layout (JSON), for clients such as LiveIndex.
     self.metadata = tf.Variable(model.metadata(), trainable=False, name="metadata")
     self.live = bool(self.index.supports_updates)
+    # The ranker (linr_tf/ranking/, a `JointModel`): adds `retrieve_and_rank`.
+    self.ranking = getattr(model, "ranking", None)
     if self.live:
       cfg = model.cfg
       self.item_tower = model.item_tower
@@ -227,6 +229,9 @@ class RetrievalModule(tf.Module):
         "retrieve_with_options": with_options.get_concrete_function(
             strategy=tf.TensorSpec([], tf.string, name="strategy"), **spec),
     }
+    if self.ranking is not None:
+      from linr_tf.ranking import serving as ranking_serving  # pylint: disable=g-import-not-at-top
+      out.update(ranking_serving.signatures(self, self.query_specs))
     if not self.live:
       return out
     key = {"item_id": tf.TensorSpec([None], tf.string, name="item_id"),

@@ -175,7 +175,7 @@ class RetrievalModel(tfrs.Model):
       quantizer = SignOPORP(cfg.embedding_dim, cfg.index.code_bits, cfg.index.code_seed)
     self.index = ItemIndex(cfg.embedding_dim, bit_keys, vectors=cfg.index.vectors,
                            quantizer=quantizer, rerank_factor=cfg.index.rerank_factor,
-                           columns=columns, name="item_index")
+                           columns=columns, ranking=cfg.ranking, name="item_index")
     self.task = tfrs.tasks.Retrieval(
         metrics=tfrs.metrics.FactorizedTopK(
             candidates=IndexTopK(self.index, k=max(TOP_KS)), ks=TOP_KS),
