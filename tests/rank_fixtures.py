@@ -56,3 +56,30 @@ def make_model(cfg, catalog, interactions):
 
 def with_mode(cfg, mode):
   return dataclasses.replace(cfg, ranking=dataclasses.replace(cfg.ranking, mode=mode))
+
+
+def numpy_ranker(ranker, query, item, dense, ids, score):
+  """x0 = [q, v, q*v, dense, id embeddings, score]; Cross: x0 * (W x + b) + x; MLP; heads."""
+  parts = [query, item]
+  if query.shape[1] == item.shape[1]:
+    parts.append(query * item)
+  parts.append(dense)
+  for i, emb in enumerate(ranker.id_embeddings):
+    parts.append(emb.embeddings.numpy()[ids[:, i]])
+  parts.append(score[:, None])
+  x0 = np.concatenate(parts, 1).astype(np.float64)
+  x = x0
+  for cross in ranker.crosses:
+    if cross._projection_dim is None:  # pylint: disable=protected-access
+      w, b = cross._dense.kernel.numpy(), cross._dense.bias.numpy()  # pylint: disable=protected-access
+      prod = x @ w + b
+    else:
+      u = cross._dense_u.kernel.numpy()  # pylint: disable=protected-access
+      v, b = cross._dense_v.kernel.numpy(), cross._dense_v.bias.numpy()  # pylint: disable=protected-access
+      prod = (x @ u) @ v + b
+    x = x0 * prod + x
+  for layer in ranker.mlp:
+    x = np.maximum(x @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+  logit = x @ ranker.logit_head.kernel.numpy() + ranker.logit_head.bias.numpy()
+  rating = x @ ranker.rating_head.kernel.numpy() + ranker.rating_head.bias.numpy()
+  return logit[:, 0], rating[:, 0]

@@ -65,7 +65,9 @@ class LiveIndex:
         self.dim, self.schema.num_words, self.cfg.index.vectors, self.cfg.index.code_bits // 32,
         code_factors=self.cfg.index.code_factors,
         number_columns=len(self.columns.numbers) if self.columns is not None else 0,
-        value_width=self.columns.value_width if self.columns is not None else 0)
+        value_width=self.columns.value_width if self.columns is not None else 0,
+        rank_dense=len(self.cfg.ranking.dense_features) if self.cfg.ranking else 0,
+        rank_ids=len(self.cfg.ranking.vocab_sizes) if self.cfg.ranking else 0)
     index = module.index
     self.rows = Rows(**{n: getattr(index, n) for n in self.layout.names})
 
@@ -145,6 +147,25 @@ class LiveIndex:
     inputs = {"item_id": ids, "version": vers,
               **self._attribute_columns(attributes, ids.size)}
     return self._apply("update_attributes", inputs, return_previous)
+
+  def update_rank_features(self, item_ids, versions, rank_dense=None, rank_ids=None,
+                           return_previous: bool = False):
+    """Replaces the ranker's stored features of existing items (`linr_tf/ranking/`)."""
+    ids, vers = checks.check_keys(item_ids, versions)
+    inputs = {"item_id": ids, "version": vers}
+    for name, value, dtype in (("rank_dense", rank_dense, np.float32),
+                               ("rank_ids", rank_ids, np.int64)):
+      field = self.layout.field(name)
+      if field is None:
+        continue
+      if value is None:
+        raise ValueError(f"missing {name} ([n, {field.row_shape[0]}])")
+      value = np.asarray(value, dtype)
+      if value.shape != (ids.size, field.row_shape[0]):
+        raise ValueError(f"{name} must be [{ids.size}, {field.row_shape[0]}], "
+                         f"got {list(value.shape)}")
+      inputs[name] = value
+    return self._apply("update_rank_features", inputs, return_previous)
 
   # --- state -------------------------------------------------------------------
 
