@@ -28,8 +28,8 @@ tf_defs=(-DGOOGLE_CUDA=1 -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64 -
 tf_flags=(-x cu "${tf_defs[@]}" --expt-relaxed-constexpr)
 # Host side: only checked to compile, so no optimisation.
 host_flags=(-std=c++17 -O0 -x c++ -Xcompiler -fPIC -I"$repo" "${tf_defs[@]}")
-declare -A dir=([filter_mask]=filter [topk]=topk [hamming]=quantization [asym]=quantization [rows]=rows)
-ops=(filter_mask topk hamming asym rows)
+declare -A dir=([filter_mask]=filter [topk]=topk [hamming]=quantization [asym]=quantization [rows]=rows [mol]=mol)
+ops=(filter_mask topk hamming asym rows mol)
 log="$(mktemp -d)"
 rc=0
 # One compile per op at a time (GPU functors, then host kernels).
