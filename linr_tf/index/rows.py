@@ -38,7 +38,9 @@ class Rows(NamedTuple):
   attributes (float64 ones as bit patterns), value_ids [N, V] int32 ids of
   high-cardinality categorical values (`linr_tf/columns.py`), rank_dense
   [N, F] float32 and rank_ids [N, C] int64 the candidate features of the
-  ranker (`linr_tf/ranking/`).
+  ranker (`linr_tf/ranking/`), mol_vectors [N, Q, dim] the Q item
+  embeddings of Mixture-of-Logits scoring and cluster_ids [N] int32 each
+  item's cluster (`linr_tf/mol/`).
   """
   ids: object = None
   versions: object = None
@@ -50,6 +52,8 @@ class Rows(NamedTuple):
   value_ids: object = None
   rank_dense: object = None
   rank_ids: object = None
+  mol_vectors: object = None
+  cluster_ids: object = None
 
   def present(self) -> list:
     """The present values, in field order (what `read_rows` takes)."""
@@ -87,14 +91,17 @@ class RowLayout:
   def for_index(cls, dim: int, num_words: int, vectors: Optional[str] = "float32",
                 code_words: int = 0, code_factors: bool = False,
                 number_columns: int = 0, value_width: int = 0,
-                rank_dense: int = 0, rank_ids: int = 0) -> "RowLayout":
+                rank_dense: int = 0, rank_ids: int = 0, mol_components: int = 0,
+                mol_dtype: str = "float32", cluster_ids: bool = False) -> "RowLayout":
     """Layout of an `ItemIndex`: vectors of dtype `vectors` (None = none),
     `code_words` int32 words of 1-bit codes per item (0 = none), with
     `code_factors` one float32 factor per code (`RaBitQ`), and the filter
     column stores: `number_columns` int64 numbers and `value_width` int32
     value ids per item (0 = none; `ColumnSchema`), and the ranker's
     candidate features: `rank_dense` float32 and `rank_ids` int64 per item
-    (0 = none; `linr_tf.ranking.RankingSchema`)."""
+    (0 = none; `linr_tf.ranking.RankingSchema`), and `mol_components` Q
+    embeddings of width `dim` per item in `mol_dtype` (0 = none) with, given
+    `cluster_ids`, each item's cluster id (`linr_tf.mol`)."""
     fields = [RowField("ids", tf.string, (), ""),
               RowField("versions", tf.int64, ()),
               RowField("attributes", tf.int32, (int(num_words),), storage=tf.uint32)]
@@ -120,6 +127,13 @@ class RowLayout:
     if rank_ids:
       # int64: stays in GPU memory under tf.device("/GPU:0") (int32 would not).
       fields.append(RowField("rank_ids", tf.int64, (int(rank_ids),)))
+    if mol_components:
+      if mol_dtype not in VECTOR_DTYPES:
+        raise ValueError(f"mol_dtype must be one of {sorted(VECTOR_DTYPES)}, got {mol_dtype!r}")
+      fields.append(RowField("mol_vectors", VECTOR_DTYPES[mol_dtype],
+                             (int(mol_components), int(dim))))
+    if cluster_ids:
+      fields.append(RowField("cluster_ids", tf.int32, (), storage=tf.uint32))
     return cls(fields)
 
   @property
