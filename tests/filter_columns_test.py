@@ -232,6 +232,29 @@ def test_int64_thresholds_are_exact_past_2_53():
   assert got[4].all() and not got[5].any()
 
 
+def test_float_bounds_are_exact_at_zero_and_denormals():
+  # TF runs CPU kernels with flush-to-zero / denormals-are-zero, under which a
+  # float compare sees 5e-324 as 0: `age > 0.0` (lo = the next double up)
+  # then passed items of age 0.0. Bounds and values compare as ordered keys.
+  case = Case(3, n=64)
+  tiny = np.nextafter(0.0, 1.0)
+  values = [0.0, -0.0, tiny, -tiny, 1e-310, -1e-310, 2.2250738585072014e-308, 1.0, -1.0,
+            np.inf, -np.inf]
+  store = case.number_store
+  age = store[:, 1].view(np.float64)
+  age[:len(values)] = values
+  cases = {"age > 0.0": age > 0, "age >= 0.0": age >= 0, "age < 0.0": age < 0,
+           "age <= -0.0": age <= 0, "age = 0.0": age == 0, "age = -0.0": age == 0,
+           "age != 0.0": age != 0, "age > 1e-310": age > 1e-310, "age < -1e-310": age < -1e-310,
+           "age >= 5e-324": age >= tiny, "age BETWEEN -1e-310 AND 1e-310": np.abs(age) <= 1e-310,
+           "age > 1.7976931348623157e308": age > np.finfo(np.float64).max,
+           "age < -1.7976931348623157e308": age < -np.finfo(np.float64).max}
+  got, count = case.mask(list(cases))
+  for b, (text, want) in enumerate(cases.items()):
+    assert np.array_equal(got[b], want), (text, np.flatnonzero(got[b] != want))
+    assert count[b] == want.sum(), text
+
+
 def test_errors_name_position_and_token():
   case = Case(2, n=10)
   cases = {

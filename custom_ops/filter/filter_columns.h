@@ -14,7 +14,11 @@
 //   kNumberRange        {column, lo, hi, is_float}   lo <= x <= hi, both
 //                       inclusive (strict bounds are moved to the next
 //                       representable value by the compiler); lo/hi are
-//                       int64 or float64 bit patterns, as the column
+//                       int64 values, or for a float64 column the
+//                       OrderedFloatKey of the bounds: every comparison is
+//                       an int64 compare, exact and blind to the
+//                       flush-to-zero / denormals-are-zero modes TF sets on
+//                       its CPU threads (under which 5e-324 > 0.0 is false)
 //   kValueAny/kValueAll {begin, end, first, last}    value columns [begin,
 //                       end); [first, last) indexes the query's value lookups
 //   kIdIn               {0, 0, first, last}          [first, last) indexes the
@@ -50,6 +54,15 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE double BitsToDouble(int64_t bits) {
 #endif
 }
 
+// A float64 bit pattern as an int64 key with the order of the doubles: keys
+// compare as the values do (-0.0 and +0.0 are one key, 0; NaNs sort outside
+// [-inf, +inf]), and the next double up or down is the key plus or minus 1.
+LINR_HOST_DEVICE LINR_FORCE_INLINE int64_t OrderedFloatKey(int64_t bits) {
+  if (bits >= 0) return bits;
+  const int64_t key = bits ^ INT64_MAX;  // negative: larger magnitude, smaller key
+  return key == -1 ? 0 : key;            // -0.0 is +0.0
+}
+
 // Binary search in a sorted int32 array.
 LINR_HOST_DEVICE LINR_FORCE_INLINE bool SortedContains(const int32_t* sorted, int64_t n,
                                                        int32_t x) {
@@ -76,11 +89,8 @@ struct ColumnLeaf {
     switch (ins[0]) {
       case kNumberRange: {
         const int64_t x = numbers[item * num_numbers + r[0]];
-        if (r[3] != 0) {
-          const double v = BitsToDouble(x);
-          return BitsToDouble(r[1]) <= v && v <= BitsToDouble(r[2]);
-        }
-        return r[1] <= x && x <= r[2];
+        const int64_t v = r[3] != 0 ? OrderedFloatKey(x) : x;
+        return r[1] <= v && v <= r[2];
       }
       case kValueAny:
       case kValueAll: {

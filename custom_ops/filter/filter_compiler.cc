@@ -446,7 +446,7 @@ class Lowering {
   struct Bound {
     bool is_float = false;
     bool empty = false;     // no value of the column satisfies the bound
-    int64_t bits = 0;       // int64 value or float64 bit pattern
+    int64_t bits = 0;       // int64 value, or OrderedFloatKey of the float64
     bool exact_int = true;  // int column: the threshold is an int64
     double value = 0;       // the threshold as a double
 
@@ -456,7 +456,15 @@ class Lowering {
       Bound b;
       b.is_float = true;
       b.value = v;
-      std::memcpy(&b.bits, &v, sizeof(v));
+      int64_t pattern;
+      std::memcpy(&pattern, &v, sizeof(v));
+      b.bits = OrderedFloatKey(pattern);
+      return b;
+    }
+    static Bound FloatKey(int64_t key) {
+      Bound b;
+      b.is_float = true;
+      b.bits = key;
       return b;
     }
     static Bound Lowest(bool is_float) {
@@ -466,9 +474,7 @@ class Lowering {
       return is_float ? Float(kInf) : Int(std::numeric_limits<int64_t>::max());
     }
     static Bound Empty() { Bound b; b.empty = true; return b; }
-    static bool Greater(const Bound& a, const Bound& b) {
-      return a.is_float ? a.value > b.value : a.bits > b.bits;
-    }
+    static bool Greater(const Bound& a, const Bound& b) { return a.bits > b.bits; }
     // Smallest column value >= the threshold.
     Bound CeilOf() const {
       if (is_float || exact_int) return *this;
@@ -487,14 +493,16 @@ class Lowering {
     }
     // Largest column value < the threshold.
     Bound Below() const {
-      if (is_float) return Float(std::nextafter(value, -kInf));
+      // The next double down / up is the key -1 / +1 (integer steps: no
+      // float arithmetic, which flush-to-zero would round to 0 near 0).
+      if (is_float) return FloatKey(bits - 1);
       if (!exact_int) return FloorOf();  // not an int64: floor < threshold
       if (bits == std::numeric_limits<int64_t>::min()) return Empty();
       return Int(bits - 1);
     }
     // Smallest column value > the threshold.
     Bound Above() const {
-      if (is_float) return Float(std::nextafter(value, kInf));
+      if (is_float) return FloatKey(bits + 1);
       if (!exact_int) return CeilOf();
       if (bits == std::numeric_limits<int64_t>::max()) return Empty();
       return Int(bits + 1);

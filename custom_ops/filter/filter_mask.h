@@ -166,16 +166,15 @@ struct ColumnBlock {
       case kNumberRange: {
         const int64_t a = leaf->num_numbers;
         const int64_t* x = leaf->numbers + first * a + r[0];
+        const int64_t lo = r[1], hi = r[2];
         if (r[3] == 0) {
-          const int64_t lo = r[1], hi = r[2];
           for (int64_t j = 0; j < n; ++j) {
             const int64_t v = x[j * a];
             out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
           }
         } else {
-          const double lo = BitsToDouble(r[1]), hi = BitsToDouble(r[2]);
           for (int64_t j = 0; j < n; ++j) {
-            const double v = BitsToDouble(x[j * a]);
+            const int64_t v = OrderedFloatKey(x[j * a]);
             out |= static_cast<uint64_t>(lo <= v && v <= hi) << j;
           }
         }

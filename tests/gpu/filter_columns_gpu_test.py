@@ -27,7 +27,8 @@ def _inputs(case, filters):
 @pytest.mark.parametrize("batch", [1, 3, 70])
 def test_filter_mask_columns_gpu_equals_cpu(seed, batch):
   case = Case(seed, n=4000 + 997 * seed)
-  filters = [case.expression()[0] for _ in range(batch)]
+  exprs = [case.expression() for _ in range(batch)]
+  filters = [text for text, _ in exprs]
   program, operands, value_refs, id_slots = _inputs(case, filters)
   out = {}
   for device in ("/CPU:0", "/GPU:0"):
@@ -38,6 +39,12 @@ def test_filter_mask_columns_gpu_equals_cpu(seed, batch):
       out[device] = (mask.numpy(), count.numpy())
   np.testing.assert_array_equal(out["/CPU:0"][0], out["/GPU:0"][0])
   np.testing.assert_array_equal(out["/CPU:0"][1], out["/GPU:0"][1])
+  # Both equal the Python evaluator (a CPU-only bug would pass the above).
+  words = out["/GPU:0"][0].view(np.uint32)
+  got = ((words[:, :, None] >> np.arange(32, dtype=np.uint32)) & 1).reshape(batch, -1)[:, :case.n]
+  for b, (text, fn) in enumerate(exprs):
+    want = np.array([fn(i) for i in range(case.n)])
+    assert np.array_equal(got[b].astype(bool), want), (text, np.flatnonzero(got[b] != want)[:5])
 
 
 def test_item_index_column_search_gpu_equals_cpu():
