@@ -6,14 +6,16 @@ bench/results/tf_gpu.json (rows + summary) and bench/tf_gpu.png.
 Inputs (raw outputs of bench/tf_gpu.py, bench/serving_load.py,
 bench/tf_gpu_updates.py and tests/gpu/run.sh, copied from the GPU machine
 unchanged):
-  run67_15m_100m_profile.json  commit 54775e3: op + signature rows at 15.5M, op
+  run69_15m_100m_profile.json  commit 028480a: op + signature rows at 15.5M, op
                                rows at 100M, TF profiler summaries and one
                                call's timeline per cell (`profile`);
-  run67_gpu_tests.log          the GPU tests of the same build;
-  run68_serving_load.json      serving load at 15.5M, same build;
+  run69_gpu_tests.log          the GPU tests of the same build;
+  run70_serving_load.json      serving load at 15.5M, same build;
+  run70_updates.json           query latency under upserts, same build;
   run35_op_15m_100m.json       PyTorch V1/V2 on the same shapes (own process,
                                same machine; its op rows are older kernels);
-  run37_updates.json           query latency under upserts (older kernels);
+  run67_*, run68_*, run37_*    commit 54775e3 / older: the previous figures
+                               (run 68's serving failed: placement bug);
   run54_15m_profile.json       commit 0e5193b (before the request checks moved
                                to the host and the selection rewrite).
 Floors: item bytes over 4.30 TB/s (run 1's device-to-device copy traffic); an
@@ -53,10 +55,10 @@ def serving_rows(run):
 
 
 def main():
-  run67, run35 = load("run67_15m_100m_profile.json"), load("run35_op_15m_100m.json")
-  serving = load("run68_serving_load.json")
-  updates = load("run37_updates.json")
-  with open(os.path.join(RUNS, "run67_gpu_tests.log")) as fh:
+  run67, run35 = load("run69_15m_100m_profile.json"), load("run35_op_15m_100m.json")
+  serving = load("run70_serving_load.json")
+  updates = load("run70_updates.json")
+  with open(os.path.join(RUNS, "run69_gpu_tests.log")) as fh:
     tests = re.search(r"gpu-tests: (\d+) passed, (\d+) failed", fh.read())
   torch = {(r["n"], r["pass_rate"] < 0.05, r["batch"]): r["torch_ms"] for r in run35["rows"]}
   rows = []
@@ -66,7 +68,7 @@ def main():
     t = torch.get((r["n"], r["pass_rate"] < 0.05, r["batch"]), {})
     r["torch_ms"] = t
     r["torch_best_ms"] = min(v["p50"] for v in t.values()) if t else None
-    r["run"] = "run67"
+    r["run"] = "run69"
     rows.append(r)
   rows.sort(key=lambda r: (r["n"], -r["pass_rate"], r["batch"], r["level"]))
 
@@ -84,18 +86,17 @@ def main():
                                           r["ours_p50_ms"] for r in b16),
       "worst_ratio_vs_torch": max(r["ours_p50_ms"] / r["torch_best_ms"]
                                   for r in rows if r["torch_best_ms"]),
-      # Every request of run 68 failed (see `serving`): nothing was served.
+      # The worse of REST and gRPC at concurrency 64.
       "serving_qps_c64": min(r["qps"] for r in c64) if c64 else None,
-      "serving_p99_ms_c64": None,
+      "serving_p99_ms_c64": max(r["p99_ms"] for r in c64) if c64 else None,
       "serving_errors": sum(r["errors"] for r in served),
-      # The 1k/s cell of run 37 reached only ~120 upserts/s: no 1k/s figure.
-      "p95_regression_1k_upserts": None,
+      "p95_regression_1k_upserts": _regression(updates["rows"], 1_000),
       "p95_regression_10k_upserts": _regression(updates["rows"], 10_000),
       "gpu_tests_passed": int(tests.group(1)), "gpu_tests_failed": int(tests.group(2)),
   }
   out = {"device": "NVIDIA H200 (143,771 MiB), TF 2.21.0, CUDA build of the op library",
          "bandwidth_bytes_per_s": BANDWIDTH, "k": 2000, "dim": DIM, "dtype": "float16",
-         "commit": "54775e3 (runs 67, 68)",
+         "commit": "028480a (runs 69, 70)",
          "commands": ["python3 bench/tf_gpu.py --out $OUT/tfgpu --sizes 15500000,100000000 "
                       "--skip_torch --profile",
                       "python3 bench/serving_load.py --items 15500000 --dim 128 --vectors float16 "
@@ -103,13 +104,14 @@ def main():
                       "python3 bench/tf_gpu_updates.py --out $OUT --n 15500000 --seconds 5",
                       "bash tests/gpu/run.sh"],
          "rows": rows, "serving": served,
-         "serving_note": ("all requests failed: the model was exported by a process without a GPU "
-                          "and LinrReadRows carried that export-time device (CPU) in the graph, "
-                          "while the server's loader put the variables on the GPU. Fixed after "
-                          "the run (linr_tf/ops/rows_ops.py writes no device in graphs); not "
-                          "re-measured."),
+         "serving_note": ("run 70: the model is exported by a process that sees no GPU and "
+                          "served by serving/ on the H200 (variables placed on the GPU at "
+                          "load); batch-1 requests, k = 10, dynamic batching on. Run 68 "
+                          "(commit 54775e3) failed every request: LinrReadRows carried the "
+                          "export-time CPU device, fixed in linr_tf/ops/rows_ops.py."),
          "updates": updates["rows"],
-         "updates_note": "run 37, kernels before commit bd15a5c",
+         "updates_note": ("run 70: B = 1, high pass, 15.5M; one upsert trace for every batch "
+                          "size, warmed before timing (run 37's 1k/s cell retraced in its window)"),
          "summary": summary,
          "profile": {k: {"wall_ms_per_call": v["wall_ms_per_call"],
                          "gpu": v["planes"].get("/device:GPU:0", [])[:8]}
