@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from linr_tf.ranking.config import RankingConfig, from_dict as ranking_from_dict
+from linr_tf.mol.config import MoLConfig, from_dict as mol_from_dict
 
 FEATURE_TYPES = ("id", "categorical", "numeric")
 CODE_SCORERS = ("hamming", "rabitq")
@@ -172,6 +173,8 @@ class Config:
   index: IndexConfig = IndexConfig()
   # The ranker and its candidate features (linr_tf/ranking/); None = retrieval only.
   ranking: Optional[RankingConfig] = None
+  # Mixture-of-Logits scoring (linr_tf/mol/); None = one embedding per side, dot product.
+  mol: Optional[MoLConfig] = None
 
   def __post_init__(self):
     names = [f.name for f in self.item_features]
@@ -267,6 +270,7 @@ def from_dict(d: dict) -> Config:
   d["filter_attributes"], d["filter_kinds"] = _filter_attributes(
       d.get("filter_attributes", []), d.get("filter_kinds", {}))
   d["ranking"] = ranking_from_dict(d.get("ranking"))
+  d["mol"] = mol_from_dict(d.get("mol"))
   d["query_features"] = specs("query_features")
   d["item_features"] = specs("item_features")
   for key, section in (("train", TrainConfig), ("index", IndexConfig)):

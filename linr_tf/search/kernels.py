@@ -53,6 +53,13 @@ class CustomOpKernels:
     """Top-k by matching bits (scores = matching bits)."""
     return ops.hamming_top_k(query_codes, codes, passing.mask, k)
 
+  def mol_top_k(self, queries, items, gate_bias, gate_weight, passing: ops.FilterMask, k,
+                softmax: bool = True) -> MaskedTopK:
+    """Exhaustive filtered top-k by a Mixture-of-Logits score (`LinrMoLTopK`)."""
+    from linr_tf.ops import mol_ops  # noqa: PLC0415  (issue 15)
+    return mol_ops.mol_top_k(queries, items, gate_bias, gate_weight, passing.mask, k,
+                             softmax=softmax)
+
   def asymmetric_hamming_top_k(self, query_planes, query_scales, codes, factors,
                                passing: ops.FilterMask, k) -> MaskedTopK:
     """Top-k by the asymmetric 1-bit estimate (`RaBitQ`; scores = estimates)."""

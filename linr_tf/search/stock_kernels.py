@@ -231,6 +231,16 @@ class StockKernels:
     scores = tf.matmul(queries, tf.cast(vectors, tf.float32), transpose_b=True)
     return _top_k_passing(scores, passing.mask, k)
 
+  def mol_top_k(self, queries, items, gate_bias, gate_weight, passing: FilterMask, k,
+                softmax: bool = True) -> MaskedTopK:
+    """Mixture-of-Logits scores of every item ([B, N, P*Q] dot products in
+    stock ops: the portable path materialises what the op does not)."""
+    from linr_tf.ops.mol_ops import mol_scores  # noqa: PLC0415  (issue 15)
+    batch = tf.shape(queries)[0]
+    tiled = tf.broadcast_to(items[None], tf.concat([[batch], tf.shape(items)], 0))
+    scores = mol_scores(queries, tiled, gate_bias, gate_weight, softmax)
+    return _top_k_passing(scores, passing.mask, k)
+
   def hamming_top_k(self, query_codes, codes, passing: FilterMask, k) -> MaskedTopK:
     num_words = codes.shape[1]
     if num_words is None:
