@@ -113,6 +113,13 @@ def test_cascade_hard_negatives_reach_both_towers_through_top_k(data):
   grads = tape.gradient(loss, qv + iv)
   nonzero = [g is not None and np.abs(tf.convert_to_tensor(g).numpy()).max() > 0 for g in grads]
   assert any(nonzero[:len(qv)]) and any(nonzero[len(qv):])
+  # Items the query engaged with anywhere in training are no hard negatives:
+  # with every (user, item) pair marked engaged, nothing is left to learn from.
+  every = np.array([(u, i) for u in batch["user_id"].numpy().astype(str)
+                    for i in catalog.ids], object)
+  model.set_catalog(catalog, (every[:, 0], every[:, 1]))
+  masked = model._hard_negative_loss(batch, q, rq, batch["item_id"])  # pylint: disable=protected-access
+  assert float(loss) > 0 and float(masked) == 0
   with pytest.raises(ValueError, match="set_catalog"):
     make_model(cfg, catalog, interactions)._hard_negative_loss(batch, q, rq, batch["item_id"])  # pylint: disable=protected-access
 

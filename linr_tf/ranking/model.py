@@ -40,6 +40,7 @@ from linr_tf.towers import Tower
 RATING = "rating"
 RANK_DENSE = "rank_dense"
 RANK_IDS = "rank_ids"
+PAIR = "\x1f"   # joins a query id and an item id into one key
 
 
 def rank_columns(ranking, columns: Mapping[str, np.ndarray]):
@@ -89,16 +90,29 @@ class JointModel(RetrievalModel):
     self.ranking = RankingHead(cfg, vocabularies, name="ranking")
     self.mode = cfg.ranking.mode
     self._catalog = None
+    self._engaged = None
 
   # --- data ------------------------------------------------------------------
 
-  def set_catalog(self, catalog: Catalog) -> None:
-    """The catalogue retrieved in-model by "cascade" training (constants)."""
+  def set_catalog(self, catalog: Catalog, engaged=None) -> None:
+    """The catalogue retrieved in-model by "cascade" training (constants).
+
+    `engaged`: optional (query ids, item ids) of the training engagements; a
+    retrieved item the query engaged with anywhere in training is no hard
+    negative (the generalisation of removing accidental hits; without it only
+    the example's own item is masked)."""
     feats = item_features(self.cfg, catalog.columns)
     dense, ids = rank_columns(self.cfg.ranking, catalog.columns)
     self._catalog = ({k: tf.constant(v) for k, v in feats.items()},
                      tf.constant(dense), tf.constant(ids),
                      tf.constant(np.asarray(catalog.ids).astype(str)))
+    self._engaged = None
+    if engaged is not None:
+      keys = np.unique(np.char.add(np.char.add(np.asarray(engaged[0]).astype(str), PAIR),
+                                   np.asarray(engaged[1]).astype(str)))
+      self._engaged = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)),
+          default_value=0)
 
   def build_index(self, catalog: Catalog) -> None:
     """Vectors and filters (`RetrievalModel.build_index`) plus the ranking stores."""
@@ -166,7 +180,11 @@ class JointModel(RetrievalModel):
     logit, _ = self.ranking.ranker(tf.gather(rq, rows), tf.gather(items, flat),
                                    tf.gather(dense, flat), tf.gather(ids, flat),
                                    tf.reshape(tf.where(valid, found.scores, 0.0), [-1]))
-    hit = tf.equal(tf.gather(catalog_ids, slots), item_ids[:, None])  # accidental hits
+    retrieved = tf.gather(catalog_ids, slots)
+    hit = tf.equal(retrieved, item_ids[:, None])                     # accidental hits
+    if self._engaged is not None:
+      query = features[self.cfg.query_id_feature][:, None]
+      hit |= self._engaged.lookup(query + PAIR + retrieved) > 0
     weight = tf.reshape(tf.cast(valid & ~hit, tf.float32), [-1])
     return _weighted_mean(tf.nn.sigmoid_cross_entropy_with_logits(
         tf.zeros_like(logit), logit), weight)
