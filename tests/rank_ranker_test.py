@@ -9,6 +9,7 @@ from linr_tf.ranking.config import RankingConfig, from_dict
 from linr_tf.ranking.model import all_pass_mask, rank_columns
 from linr_tf.ranking.ranker import Ranker
 from rank_fixtures import numpy_ranker
+from conftest import DEMO_CONFIG
 
 
 @pytest.mark.parametrize("projection_dim,dq", [(0, 6), (3, 6), (0, 4)])
@@ -46,7 +47,7 @@ def test_ranker_rejects_wrong_number_of_id_features():
 
 
 def test_config_section_round_trip_and_errors():
-  cfg = config_lib.load("configs/demo.json")
+  cfg = config_lib.load(DEMO_CONFIG)
   assert cfg.ranking is None
   raw = {"dense_features": ["age_hours"], "id_features": {"type_id": 4}, "mode": "cascade"}
   import dataclasses, json  # pylint: disable=g-import-not-at-top,multiple-imports
