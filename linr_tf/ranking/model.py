@@ -12,8 +12,9 @@
 
 Loss = retrieval (TFRS in-batch softmax with log-q correction) +
 rank_weight * ranking, where ranking = pointwise sigmoid cross-entropy of the
-relevance logit (label: rating >= positive_rating; one in-batch negative per
-example: the next example's item) + rating_weight * rating MSE, summed over
+relevance logit (positives: examples rated >= positive_rating; one in-batch
+negative per example: the next example's item) + rating_weight * rating MSE
+over all examples, summed over
 the batch like TFRS's retrieval loss. Modes:
   * separate: the ranking loss sees the retrieval embeddings through
     stop_gradient (each stage trained on its own loss: the baseline);
@@ -151,7 +152,9 @@ class JointModel(RetrievalModel):
     ranker = self.ranking.ranker
     logit, predicted = ranker(rq, c, dense, ids, tf.reduce_sum(q * c, -1))
     bce = tf.nn.sigmoid_cross_entropy_with_logits
-    positive = tf.reduce_mean(bce(label, logit))
+    # Engagement = a rating >= positive_rating; an example rated lower is
+    # neither positive nor negative here (it only teaches the rating head).
+    positive = _weighted_mean(bce(label, logit), label)
     rating_loss = tf.reduce_mean(tf.square(predicted - rating))
     # One in-batch negative per example: the next example's item.
     roll = lambda t: tf.roll(t, 1, axis=0)  # noqa: E731
