@@ -12,7 +12,13 @@ pooling, InfoNCE / BCE / Matryoshka losses, and export into the item index.
 from linr_tf.text.prompts import (FieldSpec, ItemPrompt, PercentileBuckets,  # noqa: F401
                                   PromptConfig, build_item_prompts,
                                   build_member_prompt)
-from linr_tf.text.tokenizer import TextTokenizer  # noqa: F401
+try:
+  from linr_tf.text.tokenizer import TextTokenizer  # noqa: F401
+except ImportError as e:  # tensorflow-text missing (e.g. a GPU machine): the rest works
+  _missing = e
+
+  def TextTokenizer(*args, **kwargs):  # noqa: N802
+    raise ImportError(f"TextTokenizer needs tensorflow-text: {_missing}")
 from linr_tf.text.bert import BertConfig, BertEncoder  # noqa: F401
 from linr_tf.text.pooling import Pooling  # noqa: F401
 from linr_tf.text.tower import TextTower  # noqa: F401
