@@ -66,7 +66,7 @@ class MoLIndex(tf.Module):
     n = len(ids)
     versions = np.zeros(n, np.int64) if versions is None else versions
     values = self._values(ids, features, attributes, versions)
-    for var, value in zip(self.rows, self.layout.to_storage(self.layout.names, values)):
+    for var, value in zip(self._variables(), self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
     self._slot_of = {str(i): s for s, i in enumerate(np.asarray(ids).astype(str))}
 
@@ -85,9 +85,12 @@ class MoLIndex(tf.Module):
         fresh += 1
       slots.append(self._slot_of[i])
     values = self._values(ids, features, attributes, versions)
-    ops.write_rows(list(self.rows), tf.constant(slots, tf.int64),
+    ops.write_rows(self._variables(), tf.constant(slots, tf.int64),
                    self.layout.to_storage(self.layout.names, values),
                    min_rows=size + fresh)
+
+  def _variables(self):
+    return [getattr(self.rows, n) for n in self.layout.names]
 
   def snapshot(self):
     return self.layout.read(self.rows)
@@ -95,7 +98,7 @@ class MoLIndex(tf.Module):
   def search_slots(self, queries, filters, k):
     """MaskedTopK of slots for query embeddings [B, P, d] and filters [B]."""
     rows = self.snapshot()
-    passing = self.searcher.kernels.pass_mask(filters, self.bit_keys, rows.attributes)
+    passing = self.searcher.kernels.pass_mask(filters, tf.constant(self.bit_keys), rows.attributes)
     return self.searcher.search(queries, rows, passing, k), rows
 
   def search(self, query_features, filters, k):

@@ -72,10 +72,8 @@ class MixtureOfLogits(tf.keras.layers.Layer):
     """Score matrix [B, N] of queries [B, P, d] against items [N, Q, d]."""
     items = tf.convert_to_tensor(items)
     self._check(items, self.num_item, "item")
-    bias = self.gate_bias(queries)
-    batch = tf.shape(bias)[0]
-    tiled = tf.broadcast_to(items[None], tf.concat([[batch], tf.shape(items)], 0))
-    return mol_ops.mol_scores(queries, tiled, bias, self.gate_weight(), self.softmax)
+    return mol_ops.mol_score_matrix(queries, items, self.gate_bias(queries),
+                                    self.gate_weight(), self.softmax)
 
   def score_candidates(self, queries, candidates):
     """Scores [B, K] of queries [B, P, d] against their own candidates [B, K, Q, d]."""

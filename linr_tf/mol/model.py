@@ -55,8 +55,16 @@ class MoLRetrievalModel(tfrs.Model):
     self.num_item = self.num_content + (1 if m.clusters else 0)
     self.scorer = MixtureOfLogits(self.num_query, self.num_item, m.gate_units, m.gate,
                                   name="mol")
+    # Cluster variables exist from the start (the optimizer and the traced
+    # train step see them); `cluster_items` fills them.
     self.clusters: Optional[ItemClusters] = None
     self.cluster_table = None
+    self._clustered = False
+    if m.clusters:
+      self.clusters = ItemClusters(np.zeros([m.clusters, d], np.float32),
+                                   m.cluster_mode == "trainable", name="clusters")
+      self.cluster_table = tf.lookup.experimental.MutableHashTable(
+          tf.string, tf.int32, default_value=-1, name="cluster_of")
     self.task = tfrs.tasks.Retrieval(temperature=cfg.train.temperature,
                                      remove_accidental_hits=True)
 
@@ -83,7 +91,7 @@ class MoLRetrievalModel(tfrs.Model):
     content = self.content_embeddings(features)
     if self.num_item == self.num_content:
       return content
-    if self.clusters is None:
+    if not self._clustered:
       # Before clustering: a zero cluster component (scores see Q_content dots).
       return tf.concat([content, tf.zeros_like(content[:, :1])], axis=1)
     if cluster_ids is None:
@@ -116,13 +124,15 @@ class MoLRetrievalModel(tfrs.Model):
         tf.reduce_mean(self.content_embeddings(
             {k: v[i:i + batch_size] for k, v in item_features.items()}), axis=1).numpy()
         for i in range(0, n, batch_size)])
-    centroids, assign = kmeans(content, min(m.clusters, n), m.kmeans_iterations, seed)
-    if self.clusters is None:
-      self.clusters = ItemClusters(centroids, m.cluster_mode == "trainable", name="clusters")
-    else:
-      self.clusters.assign_centroids(centroids)
+    if n < m.clusters:
+      raise ValueError(f"mol.clusters={m.clusters} needs at least as many items, got {n}")
+    centroids, assign = kmeans(content, m.clusters, m.kmeans_iterations, seed)
+    self.clusters.assign_centroids(centroids)
+    keys, _ = self.cluster_table.export()
+    self.cluster_table.remove(keys)
     ids = np.asarray(item_features[self.cfg.item_id_feature]).astype(str)
-    self.cluster_table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.constant(assign, tf.int32)),
-        default_value=-1)
+    self.cluster_table.insert(tf.constant(ids), tf.constant(assign, tf.int32))
+    self._clustered = True
+    # The traced train / test steps saw no cluster component: trace again.
+    self.train_function = self.test_function = self.predict_function = None
     return assign

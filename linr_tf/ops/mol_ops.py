@@ -47,6 +47,20 @@ def mol_scores(queries, items, gate_bias, gate_weight, softmax: bool = True):
   return tf.reduce_sum(gate * x, axis=-1)
 
 
+def mol_score_matrix(queries, items, gate_bias, gate_weight, softmax: bool = True):
+  """MoL scores [B, N] of queries [B, P, d] against shared items [N, Q, d]
+  (stock ops; the [B, N, P*Q] dot products are materialised: training and
+  small catalogues)."""
+  queries = tf.convert_to_tensor(queries, tf.float32)
+  items = tf.cast(items, tf.float32)
+  x = tf.einsum("bpd,nqd->bnpq", queries, items)
+  shape = tf.shape(x)
+  x = tf.reshape(x, tf.stack([shape[0], shape[1], shape[2] * shape[3]]))   # [B, N, PQ]
+  logits = gate_bias[:, None, :] + tf.einsum("bni,ij->bnj", x, gate_weight)
+  gate = tf.nn.softmax(logits, axis=-1) if softmax else logits
+  return tf.reduce_sum(gate * x, axis=-1)
+
+
 def mol_top_k(queries, items, gate_bias, gate_weight, mask, k, softmax: bool = True,
               name=None) -> MaskedTopK:
   """Top-k items per query by MoL score among those whose bit is set in `mask`.

@@ -235,10 +235,8 @@ class StockKernels:
                 softmax: bool = True) -> MaskedTopK:
     """Mixture-of-Logits scores of every item ([B, N, P*Q] dot products in
     stock ops: the portable path materialises what the op does not)."""
-    from linr_tf.ops.mol_ops import mol_scores  # noqa: PLC0415  (issue 15)
-    batch = tf.shape(queries)[0]
-    tiled = tf.broadcast_to(items[None], tf.concat([[batch], tf.shape(items)], 0))
-    scores = mol_scores(queries, tiled, gate_bias, gate_weight, softmax)
+    from linr_tf.ops.mol_ops import mol_score_matrix  # noqa: PLC0415  (issue 15)
+    scores = mol_score_matrix(queries, items, gate_bias, gate_weight, softmax)
     return _top_k_passing(scores, passing.mask, k)
 
   def hamming_top_k(self, query_codes, codes, passing: FilterMask, k) -> MaskedTopK:
