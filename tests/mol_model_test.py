@@ -18,6 +18,7 @@ import tensorflow as tf  # noqa: E402
 from linr_tf import config as config_lib  # noqa: E402
 from linr_tf.attributes import AttributeSchema  # noqa: E402
 from linr_tf.mol import MoLIndex, MoLRetrievalModel, kmeans  # noqa: E402
+from linr_tf.mol.export import export_mol  # noqa: E402
 from linr_tf.mol.model import SAMPLING_PROBABILITY  # noqa: E402
 from linr_tf.search import StockKernels  # noqa: E402
 from mol_reference import mol_scores_np  # noqa: E402
@@ -83,7 +84,7 @@ def test_kmeans_recovers_separated_clusters():
 
 
 @pytest.mark.parametrize("mode", ["fixed", "trainable"])
-def test_fit_clusters_and_cold_start(data, mode):
+def test_fit_clusters_and_cold_start(data, mode, tmp_path_factory):
   items, users, pos = data
   n = len(items["item_id"])
   cold = np.arange(n) >= n - 12                       # never seen in training
@@ -132,8 +133,10 @@ def test_fit_clusters_and_cold_start(data, mode):
   # Re-upserting a cold item is a replace, not a new slot.
   index.upsert_items(items["item_id"][cold][:1], {k: v[:1] for k, v in cold_feats.items()},
                      schema.encode({"genre": items["genre"][cold][:1]}))
-  assert len(index._slot_of) == n
+  assert int(index.num_slots.numpy()) == n
   del slots
+  if mode == "fixed":
+    check_export(index, model, items, tmp_path_factory.mktemp("mol_export"))
 
   # Search under filters == numpy brute force over the stored rows.
   query = {"user_id": tf.constant(["u1", "u2", "u3"])}
@@ -152,6 +155,27 @@ def test_fit_clusters_and_cold_start(data, mode):
     assert count.numpy()[b] == 7
     np.testing.assert_allclose(scores.numpy()[b], all_scores[b, best], rtol=1e-5, atol=1e-6)
     assert set(ids.numpy()[b].astype(str)) == set(items["item_id"][order][best])
+
+
+def check_export(index, model, items, base):
+  """The SavedModel serves what the index serves and its upsert_items writes
+  a cold item (nearest cluster in-graph) that the next query can find."""
+  query = {"user_id": tf.constant(["u1", "u7"])}
+  want_scores, want_ids, want_count = index.search(query, ["", 'genre = "Comedy"'], 5)
+  loaded = tf.saved_model.load(export_mol(index, str(base)))
+  out = loaded.signatures["serving_default"](user_id=query["user_id"],
+                                             filter=tf.constant(["", 'genre = "Comedy"']),
+                                             k=tf.constant(5))
+  np.testing.assert_array_equal(out["item_ids"].numpy(), want_ids.numpy())
+  np.testing.assert_allclose(out["scores"].numpy(), want_scores.numpy(), rtol=1e-6)
+  slots = loaded.signatures["upsert_items"](
+      item_id=tf.constant(["brand_new"]), genre=tf.constant(["Horror"]),
+      year=tf.constant(["2000"]), version=tf.constant([1], tf.int64))["slots"].numpy()
+  assert slots.tolist() == [len(items["item_id"])]
+  found = loaded.signatures["serving_default"](user_id=tf.constant(["u1"]),
+                                               filter=tf.constant(['genre = "Horror"']),
+                                               k=tf.constant(500))
+  assert b"brand_new" in found["item_ids"].numpy()[0]
 
 
 def test_two_stage_and_stock_kernels_match(data):

@@ -8,7 +8,7 @@
 Stores (`RowLayout.for_index(..., mol_components=Q, cluster_ids=True)`):
 ids, versions, attributes (bit 0 `__live__`), vectors (each item's mean
 component, for the two-stage search), mol_vectors [cap, Q, d], cluster_ids
-[cap]. `upsert_items` runs the item tower, picks each item's cluster
+[cap]. `upsert_items` (in-graph: `upsert`) runs the item tower, picks each item's cluster
 in-graph (nearest centroid for an id the cluster table lacks) and writes all
 stores of the affected slots with one `LinrWriteRows`, so a search sees an
 item wholly old or wholly new. Searches read one snapshot (`LinrReadRows`).
@@ -40,7 +40,9 @@ class MoLIndex(tf.Module):
         cluster_ids=bool(m.clusters))
     self.rows = self.layout.make_variables(0)
     self.searcher = MoLSearch(model.scorer, m.rerank_candidates, kernels or CustomOpKernels())
-    self._slot_of = {}
+    self.slot_of = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1,
+                                                          name="slot_of")
+    self.num_slots = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_slots")
 
   def _stores(self, features, cluster_ids=None):
     e = self.model.item_embeddings(features, cluster_ids)
@@ -68,26 +70,46 @@ class MoLIndex(tf.Module):
     values = self._values(ids, features, attributes, versions)
     for var, value in zip(self._variables(), self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
-    self._slot_of = {str(i): s for s, i in enumerate(np.asarray(ids).astype(str))}
+    keys, _ = self.slot_of.export()
+    self.slot_of.remove(keys)
+    self.slot_of.insert(tf.constant(np.asarray(ids).astype(str)), tf.range(n, dtype=tf.int64))
+    self.num_slots.assign(n)
 
   def upsert_items(self, ids, features: Mapping[str, np.ndarray], attributes, versions=None):
-    """Inserts or replaces items (new slots at the end): item tower + nearest
-    cluster in-graph, then one atomic `LinrWriteRows` over every store."""
-    ids = [str(i) for i in np.asarray(ids).astype(str)]
+    """Inserts or replaces items (numpy in, see `upsert`)."""
+    ids = np.asarray(ids).astype(str)
     if len(set(ids)) != len(ids):
       raise ValueError("upsert_items: an id appears twice in one batch")
     versions = np.zeros(len(ids), np.int64) if versions is None else versions
-    size = len(self._slot_of)
-    slots, fresh = [], 0
-    for i in ids:
-      if i not in self._slot_of:
-        self._slot_of[i] = size + fresh
-        fresh += 1
-      slots.append(self._slot_of[i])
-    values = self._values(ids, features, attributes, versions)
-    ops.write_rows(self._variables(), tf.constant(slots, tf.int64),
-                   self.layout.to_storage(self.layout.names, values),
-                   min_rows=size + fresh)
+    attributes = attributes_lib.set_live(np.asarray(attributes, np.int32).reshape(len(ids), -1))
+    return self.upsert(tf.constant(ids), {k: tf.convert_to_tensor(v) for k, v in features.items()},
+                       tf.constant(attributes), tf.constant(versions, tf.int64))
+
+  def upsert(self, ids, features, attributes, versions):
+    """In-graph upsert (tensors; attributes with the live bit set): item tower
+    + cluster (nearest centroid for an unknown id), slots from `slot_of` (new
+    ids after `num_slots`), then one atomic `LinrWriteRows` over every store.
+    Returns the slots [M] int64. Concurrent upserts must be serialised by
+    the caller (no writer mutex here, unlike `ItemIndex`)."""
+    unique = tf.size(tf.unique(ids).y)
+    check = tf.debugging.assert_equal(unique, tf.size(ids),
+                                      message="upsert_items: an id appears twice in one batch")
+    with tf.control_dependencies([check]):
+      found = self.slot_of.lookup(ids)
+    new = found < 0
+    start = self.num_slots.read_value()
+    fresh = tf.reduce_sum(tf.cast(new, tf.int64))
+    slots = tf.where(new, start + tf.cumsum(tf.cast(new, tf.int64)) - 1, found)
+    stores = self._stores(features)
+    values = {"ids": ids, "versions": versions, "attributes": attributes, **stores}
+    written = ops.write_rows(self._variables(), slots,
+                             self.layout.to_storage(self.layout.names,
+                                                    [values[n] for n in self.layout.names]),
+                             min_rows=start + fresh)
+    with tf.control_dependencies([written]):
+      done = [self.slot_of.insert(ids, slots), self.num_slots.assign_add(fresh)]
+    with tf.control_dependencies(done):
+      return tf.identity(slots)
 
   def _variables(self):
     return [getattr(self.rows, n) for n in self.layout.names]
