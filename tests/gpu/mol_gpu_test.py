@@ -2,8 +2,9 @@
 tests/ops/mol_reference.py and the CPU kernel (scores to a few ulps: the GPU's
 expf is not glibc's; indices exactly, away from float32 near-ties): P, Q in
 1..8, the three item dtypes, filters from 0 to 100 % pass, k > passing,
-exact ties by index, B up to 70, gradients, bad input. Not yet run on a GPU
-(written beside the CUDA kernel on a machine without one)."""
+exact ties by index, B up to 70, gradients, bad input. Run on the H200
+(run 28): GPU = numpy everywhere; two float32 near-tie orders against the
+CPU kernel and the TF32 gradient failed, both fixed in the test since."""
 
 import os
 import sys
@@ -57,12 +58,11 @@ def test_gpu_equals_numpy_and_cpu(dtype, p, q, d):
     cpu = _run("/CPU:0", queries, items, bias, weight, mask, k, dtype)
     want = top_k_np(all_scores, passes, k)
     assert_top_k_matches(gpu, want, rtol=2e-5, atol=1e-4 * p * q)
-    assert_top_k_matches(gpu, cpu_as_reference(cpu), rtol=2e-5, atol=1e-4 * p * q)
-
-
-def cpu_as_reference(cpu):
-  scores, idx, count = cpu
-  return scores.astype(np.float64), idx.astype(np.int64), count.astype(np.int64)
+    # Against the CPU kernel: counts and scores. Indices are checked against
+    # the float64 reference above; between two float32 kernels a run of
+    # near-ties may come out in another order (run 28 on the H200).
+    np.testing.assert_array_equal(gpu[2], cpu[2])
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=2e-5, atol=1e-4 * p * q)
 
 
 @pytest.mark.parametrize("softmax", [True, False])
@@ -77,7 +77,17 @@ def test_gpu_ties_by_index_large_batch(softmax):
   assert_top_k_matches(gpu, want, rtol=1e-5, atol=1e-4)
 
 
-def test_gpu_gradients_equal_cpu():
+@pytest.fixture
+def no_tf32():
+  """The gradient is stock einsums, which TF runs in TF32 on the GPU by
+  default (10-bit mantissa: ~1e-3 relative, run 28); compare in full fp32."""
+  was = tf.config.experimental.tensor_float_32_execution_enabled()
+  tf.config.experimental.enable_tensor_float_32_execution(False)
+  yield
+  tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
+def test_gpu_gradients_equal_cpu(no_tf32):
   rng = np.random.default_rng(5)
   queries, items, bias, weight, passes = _case(rng, 3, 4, 4, 3000, 32, [0.5])
   mask = pack_mask(passes)
