@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import timed  # noqa: E402
 
 ROOT = "recbole/dataset_example/ml-100k/ml-100k."
+NEGATIVES_ARG = ["in_batch"]   # --negatives
 T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 
@@ -118,7 +119,7 @@ def make_config(mode, seed, genre_ids, epochs):
                                    temperature=0.1, seed=seed),
       ranking=RankingConfig(dense_features=["year_z", "log_popularity", "mean_rating"],
                             id_features={"genre_id": genre_ids}, hidden_units=[64, 32],
-                            mode=mode, hard_negatives=20))
+                            mode=mode, hard_negatives=20, negatives=NEGATIVES_ARG[0]))
 
 
 def evaluate(model, catalog, interactions, rating, train_rows, test_rows, k_retrieve, k=10):
@@ -267,12 +268,14 @@ def main():
   ap.add_argument("--part", choices=("quality", "cost", "all"), default="all")
   ap.add_argument("--seeds", type=int, default=5)
   ap.add_argument("--modes", default="separate,joint,cascade")
+  ap.add_argument("--negatives", default="in_batch", choices=("in_batch", "uniform"))
   ap.add_argument("--epochs", type=int, default=6)
   ap.add_argument("--k_retrieve", type=int, default=100, help="quality: candidates ranked")
   ap.add_argument("--items", type=int, default=1_000_000)
   ap.add_argument("--k_cost", type=int, default=2000)
   ap.add_argument("--iters", type=int, default=20)
   args = ap.parse_args()
+  NEGATIVES_ARG[0] = args.negatives
   result = json.load(open(args.out)) if os.path.exists(args.out) else {}
   result["machine"] = f"{os.cpu_count()} CPU cores, TF {tf.__version__}"
   if args.part in ("quality", "all"):

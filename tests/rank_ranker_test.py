@@ -60,6 +60,8 @@ def test_config_section_round_trip_and_errors():
     from_dict({"mode": "both"})
   with pytest.raises(ValueError, match="unknown keys"):
     from_dict({"dense": ["x"]})
+  with pytest.raises(ValueError, match="ranking.negatives"):
+    from_dict({"negatives": "hard"})
   with pytest.raises(ValueError, match="vocabulary size"):
     from_dict({"id_features": {"g": 0}})
   assert dataclasses.replace(parsed.ranking, mode="joint").mode == "joint"

@@ -2,6 +2,8 @@
 item embeddings, one joint step lowers both losses, the modes differ only in
 where the ranking loss reaches."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,12 +90,27 @@ def test_one_joint_step_lowers_both_losses(mode, data):
   assert any(g is not None and np.abs(tf.convert_to_tensor(g).numpy()).max() > 0 for g in grads)
 
 
-def test_separate_mode_keeps_ranking_loss_off_the_towers(data):
+@pytest.mark.parametrize("negatives", ["in_batch", "uniform"])
+def test_separate_mode_keeps_ranking_loss_off_the_towers(negatives, data):
   catalog, interactions, _ = data
   cfg = make_config("separate")
+  cfg = dataclasses.replace(cfg, ranking=dataclasses.replace(cfg.ranking, negatives=negatives))
   model = make_model(cfg, catalog, interactions)
+  model.set_catalog(catalog)
   batch = first_batch(cfg, data)
   assert all(g is None for g in tower_grads(model, batch))
+
+
+def test_uniform_negatives_need_the_catalogue(data):
+  catalog, interactions, _ = data
+  cfg = make_config("joint")
+  cfg = dataclasses.replace(cfg, ranking=dataclasses.replace(cfg.ranking, negatives="uniform"))
+  model = make_model(cfg, catalog, interactions)
+  batch = first_batch(cfg, data)
+  with pytest.raises(ValueError, match="set_catalog"):
+    model.losses_of(batch, training=True)
+  model.set_catalog(catalog)
+  assert float(model.losses_of(batch, training=True)["ranking"]) > 0
 
 
 def test_cascade_hard_negatives_reach_both_towers_through_top_k(data):
@@ -124,10 +141,12 @@ def test_cascade_hard_negatives_reach_both_towers_through_top_k(data):
     make_model(cfg, catalog, interactions)._hard_negative_loss(batch, q, rq, batch["item_id"])  # pylint: disable=protected-access
 
 
-@pytest.mark.parametrize("mode", ["separate", "joint", "cascade"])
-def test_fit_trains_each_mode(mode, data):
+@pytest.mark.parametrize("mode,negatives", [("separate", "in_batch"), ("joint", "uniform"),
+                                            ("cascade", "in_batch")])
+def test_fit_trains_each_mode(mode, negatives, data):
   catalog, interactions, ratings = data
   cfg = make_config(mode)
+  cfg = dataclasses.replace(cfg, ranking=dataclasses.replace(cfg.ranking, negatives=negatives))
   model = make_model(cfg, catalog, interactions)
   model.set_catalog(catalog)
   model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Dict, List, Sequence
 
 MODES = ("separate", "joint", "cascade")
+NEGATIVES = ("in_batch", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,9 @@ class RankingConfig:
   rating_weight: weight of the rating regression inside the ranking loss.
   hard_negatives: retrieved candidates per query used as negatives ("cascade").
   positive_rating: a rating >= this is an engagement (label 1).
+  negatives: the ranker's easy negative per example: "in_batch" (the next
+    example's item: popularity-distributed) or "uniform" (a catalogue item
+    drawn uniformly; needs `JointModel.set_catalog`).
   """
   dense_features: List[str] = dataclasses.field(default_factory=list)
   id_features: Dict[str, int] = dataclasses.field(default_factory=dict)
@@ -39,10 +43,14 @@ class RankingConfig:
   rating_weight: float = 0.1
   hard_negatives: int = 20
   positive_rating: float = 4.0
+  negatives: str = "in_batch"
 
   def __post_init__(self):
     if self.mode not in MODES:
       raise ValueError(f"ranking.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+    if self.negatives not in NEGATIVES:
+      raise ValueError(f"ranking.negatives must be one of {', '.join(NEGATIVES)}, "
+                       f"got {self.negatives!r}")
     if len(set(self.dense_features)) != len(self.dense_features):
       raise ValueError(f"ranking.dense_features lists a feature twice: {self.dense_features}")
     if not isinstance(self.id_features, dict):

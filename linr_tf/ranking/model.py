@@ -156,16 +156,30 @@ class JointModel(RetrievalModel):
     # neither positive nor negative here (it only teaches the rating head).
     positive = _weighted_mean(bce(label, logit), label)
     rating_loss = tf.reduce_mean(tf.square(predicted - rating))
-    # One in-batch negative per example: the next example's item.
-    roll = lambda t: tf.roll(t, 1, axis=0)  # noqa: E731
-    neg_logit, _ = ranker(rq, roll(c), roll(dense), roll(ids), tf.reduce_sum(q * roll(c), -1))
-    weight = tf.cast(tf.not_equal(roll(item_ids), item_ids), tf.float32)
+    if r.negatives == "uniform":
+      neg_c, neg_dense, neg_ids, neg_item_ids = self._uniform_negatives(tf.shape(q)[0])
+      if self.mode == "separate":
+        neg_c = tf.stop_gradient(neg_c)
+    else:  # One in-batch negative per example: the next example's item.
+      roll = lambda t: tf.roll(t, 1, axis=0)  # noqa: E731
+      neg_c, neg_dense, neg_ids, neg_item_ids = roll(c), roll(dense), roll(ids), roll(item_ids)
+    neg_logit, _ = ranker(rq, neg_c, neg_dense, neg_ids, tf.reduce_sum(q * neg_c, -1))
+    weight = tf.cast(tf.not_equal(neg_item_ids, item_ids), tf.float32)
     negative = _weighted_mean(bce(tf.zeros_like(neg_logit), neg_logit), weight)
     if self.mode == "cascade":
       negative += self._hard_negative_loss(features, q, rq, item_ids)
     # Summed over the batch, as TFRS sums the retrieval loss.
     batch = tf.cast(tf.shape(logit)[0], tf.float32)
     return batch * (positive + negative + r.rating_weight * rating_loss)
+
+  def _uniform_negatives(self, batch):
+    """One catalogue item per example, uniformly at random (needs set_catalog)."""
+    if self._catalog is None:
+      raise ValueError("ranking.negatives 'uniform' needs the catalogue: call set_catalog(catalog)")
+    feats, dense, ids, catalog_ids = self._catalog
+    pick = tf.random.uniform([batch], 0, tf.shape(catalog_ids)[0], tf.int32)
+    items = self.item_tower({k: tf.gather(v, pick) for k, v in feats.items()})
+    return items, tf.gather(dense, pick), tf.gather(ids, pick), tf.gather(catalog_ids, pick)
 
   def _hard_negative_loss(self, features, q, rq, item_ids):
     """Cross-entropy on the items retrieval returns (top-k op, in-model)."""
