@@ -129,3 +129,20 @@ def test_bad_shapes_are_named():
     MixtureOfLogits(1, 1, gate="max")
   with pytest.raises(ValueError, match="num_query and num_item"):
     MixtureOfLogits(9, 1)
+
+
+def test_config_section_round_trip_and_errors():
+  import json
+  from linr_tf import config as config_lib
+  cfg = config_lib.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                     "configs", "mol_movielens.json"))
+  assert cfg.mol.query_embeddings == 4 and cfg.mol.clusters == 100
+  assert config_lib.from_dict(json.loads(cfg.to_json())) == cfg
+  base = json.loads(cfg.to_json())
+  assert config_lib.from_dict({**base, "mol": None}).mol is None       # off by default
+  for bad, message in (({"P": 2}, "mol: unknown keys"), ({"query_embeddings": 9}, "in \\[1, 8\\]"),
+                       ({"gate": "max"}, "mol.gate must be"),
+                       ({"cluster_mode": "learned"}, "mol.cluster_mode"),
+                       ({"item_embeddings": 8, "clusters": 10}, "cluster component")):
+    with pytest.raises(ValueError, match=message):
+      config_lib.from_dict({**base, "mol": {**base["mol"], **bad} if "P" not in bad else bad})
