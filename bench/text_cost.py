@@ -125,7 +125,11 @@ def main():
   print(json.dumps(cost, indent=1))
   out = json.load(open(args.out)) if os.path.exists(args.out) else {}
   out["cost"] = cost
-  out.setdefault("summary", {})
+  out.setdefault("summary", {}).update({
+      "cpu_items_per_s_minilm": max(v for k, v in cost["cpu_items_per_s"].items()
+                                    if k.startswith("minilm")),
+      "h200_items_per_s_minilm": None,   # bench/text_gpu.py, not run here (no GPU)
+      "text_query_ms_p50_1m_items": cost["text_query_latency"]["end_to_end_ms_p50"]})
   with open(args.out, "w") as f:
     json.dump(out, f, indent=1)
 
