@@ -83,7 +83,8 @@ class TransformerBlock(tf.keras.layers.Layer):
   def call(self, x, bias, training=False):
     q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
     d = self.cfg.hidden_size // self.cfg.num_heads
-    scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(d) + bias
+    scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(d)
+    scores += tf.cast(bias, scores.dtype)      # -1e9 becomes -inf in float16
     attn = self.dropout(tf.nn.softmax(scores, axis=-1), training=training)
     ctx = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])
     ctx = tf.reshape(ctx, tf.shape(x))
