@@ -15,6 +15,9 @@ score among items the user has not rated in training, re-ranked by the ranker
 (`rank.rank_valid`, the code of the `retrieve_and_rank` signature) to the top
 10. NDCG@10 (binary gains) and Recall@10 over users with a relevant item;
 5 seeds per mode, mean and 95 % t-interval; the gain is paired per seed.
+`--negatives uniform|in_batch` picks the ranker's easy negative
+(`RankingConfig.negatives`); bench/results/rank.json holds `quality`
+(uniform) and `quality_in_batch_negatives` (the same run with in_batch).
 
 Cost: an untrained `JointModel` over 1M random items (d = 64, float32, two
 dense and one id ranking feature; ranker full-rank and low-rank 16),
