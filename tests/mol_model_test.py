@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from linr_tf import config as config_lib  # noqa: E402
+from linr_tf import attributes as attributes_lib  # noqa: E402
 from linr_tf.attributes import AttributeSchema  # noqa: E402
 from linr_tf.mol import MoLIndex, MoLRetrievalModel, kmeans  # noqa: E402
 from linr_tf.mol.export import export_mol  # noqa: E402
@@ -155,6 +156,31 @@ def test_fit_clusters_and_cold_start(data, mode, tmp_path_factory):
     assert count.numpy()[b] == 7
     np.testing.assert_allclose(scores.numpy()[b], all_scores[b, best], rtol=1e-5, atol=1e-6)
     assert set(ids.numpy()[b].astype(str)) == set(items["item_id"][order][best])
+  if mode == "fixed":
+    check_concurrent_upserts(index, items, schema)
+
+
+def check_concurrent_upserts(index, items, schema):
+  """Upserts of new ids from several threads at once (a server's request
+  threads): every id gets its own slot, none is lost (the writer mutex)."""
+  import threading  # pylint: disable=g-import-not-at-top
+  feats = {k: tf.constant(v[:4]) for k, v in items.items()}
+  bits = tf.constant(attributes_lib.set_live(schema.encode({"genre": items["genre"][:4]})))
+  upsert = tf.function(lambda ids: index.upsert(ids, feats, bits, tf.zeros([4], tf.int64)))
+  upsert(tf.constant([f"warm-{j}" for j in range(4)]))          # trace once
+  start = int(index.num_slots.numpy())
+  threads = [threading.Thread(target=lambda t=t: [upsert(tf.constant(
+      [f"t{t}-{r}-{j}" for j in range(4)])) for r in range(25)]) for t in range(8)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert int(index.num_slots.numpy()) == start + 8 * 25 * 4
+  keys, slots = index.slot_of.export()
+  ours = {k.decode(): s for k, s in zip(keys.numpy(), slots.numpy()) if k.startswith(b"t")}
+  assert len(ours) == 800 and len(set(ours.values())) == 800
+  stored = index.snapshot().ids.numpy()
+  assert all(stored[s].decode() == k for k, s in ours.items())
 
 
 def check_export(index, model, items, base):

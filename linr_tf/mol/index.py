@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from linr_tf import attributes as attributes_lib
 from linr_tf import ops
+from linr_tf.index.item_index import WriterLock
 from linr_tf.index.rows import RowLayout
 from linr_tf.search.kernels import CustomOpKernels
 from linr_tf.search.mol import MoLSearch
@@ -43,6 +44,7 @@ class MoLIndex(tf.Module):
     self.slot_of = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1,
                                                           name="slot_of")
     self.num_slots = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_slots")
+    self.writer_lock = WriterLock()   # serialises upserts, as in ItemIndex
 
   def _stores(self, features, cluster_ids=None):
     e = self.model.item_embeddings(features, cluster_ids)
@@ -89,27 +91,32 @@ class MoLIndex(tf.Module):
     """In-graph upsert (tensors; attributes with the live bit set): item tower
     + cluster (nearest centroid for an unknown id), slots from `slot_of` (new
     ids after `num_slots`), then one atomic `LinrWriteRows` over every store.
-    Returns the slots [M] int64. Concurrent upserts must be serialised by
-    the caller (no writer mutex here, unlike `ItemIndex`)."""
+    Returns the slots [M] int64. Slot allocation and the write run under the
+    index's writer mutex (`WriterLock`, as `ItemIndex`), so concurrent
+    upserts never hand out one slot twice."""
     unique = tf.size(tf.unique(ids).y)
     check = tf.debugging.assert_equal(unique, tf.size(ids),
                                       message="upsert_items: an id appears twice in one batch")
-    with tf.control_dependencies([check]):
-      found = self.slot_of.lookup(ids)
-    new = found < 0
-    start = self.num_slots.read_value()
-    fresh = tf.reduce_sum(tf.cast(new, tf.int64))
-    slots = tf.where(new, start + tf.cumsum(tf.cast(new, tf.int64)) - 1, found)
-    stores = self._stores(features)
-    values = {"ids": ids, "versions": versions, "attributes": attributes, **stores}
-    written = ops.write_rows(self._variables(), slots,
-                             self.layout.to_storage(self.layout.names,
-                                                    [values[n] for n in self.layout.names]),
-                             min_rows=start + fresh)
-    with tf.control_dependencies([written]):
-      done = [self.slot_of.insert(ids, slots), self.num_slots.assign_add(fresh)]
-    with tf.control_dependencies(done):
-      return tf.identity(slots)
+    stores = self._stores(features)   # the towers run outside the lock
+
+    def body():
+      with tf.control_dependencies([check]):
+        found = self.slot_of.lookup(ids)
+      new = found < 0
+      start = self.num_slots.read_value()
+      fresh = tf.reduce_sum(tf.cast(new, tf.int64))
+      slots = tf.where(new, start + tf.cumsum(tf.cast(new, tf.int64)) - 1, found)
+      values = {"ids": ids, "versions": versions, "attributes": attributes, **stores}
+      written = ops.write_rows(self._variables(), slots,
+                               self.layout.to_storage(self.layout.names,
+                                                      [values[n] for n in self.layout.names]),
+                               min_rows=start + fresh)
+      with tf.control_dependencies([written]):
+        done = [self.slot_of.insert(ids, slots), self.num_slots.assign_add(fresh)]
+      with tf.control_dependencies(done):
+        return tf.identity(slots)
+
+    return self.writer_lock.run(body)
 
   def _variables(self):
     return [getattr(self.rows, n) for n in self.layout.names]
