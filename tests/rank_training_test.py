@@ -75,10 +75,13 @@ def tower_grads(model, batch):
 @pytest.mark.parametrize("mode", ["joint", "cascade"])
 def test_one_joint_step_lowers_both_losses(mode, data):
   catalog, interactions, _ = data
+  tf.keras.utils.set_random_seed(0)
   cfg = make_config(mode, batch_size=128)
   model = make_model(cfg, catalog, interactions)
   model.set_catalog(catalog)
-  model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+  # A small step (the retrieval gradient through the shared towers dominates;
+  # at 0.1 a cascade step could raise the ranking loss). Held for 8 of 8 seeds.
+  model.compile(optimizer=tf.keras.optimizers.Adagrad(0.02))
   batch = first_batch(cfg, data)
   before = {k: float(v) for k, v in model.losses_of(batch, training=True).items()}
   model.train_step(batch)
@@ -145,6 +148,7 @@ def test_cascade_hard_negatives_reach_both_towers_through_top_k(data):
                                             ("cascade", "in_batch")])
 def test_fit_trains_each_mode(mode, negatives, data):
   catalog, interactions, ratings = data
+  tf.keras.utils.set_random_seed(1)
   cfg = make_config(mode)
   cfg = dataclasses.replace(cfg, ranking=dataclasses.replace(cfg.ranking, negatives=negatives))
   model = make_model(cfg, catalog, interactions)
