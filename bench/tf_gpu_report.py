@@ -9,7 +9,8 @@ unchanged):
   run69_15m_100m_profile.json  commit 028480a: op + signature rows at 15.5M, op
                                rows at 100M, TF profiler summaries and one
                                call's timeline per cell (`profile`);
-  run69_gpu_tests.log          the GPU tests of the same build;
+  run73_gpu_tests.log          the GPU tests at commit 3b7889b (after the float64
+                               bound fix; run 69: 113 passed, 1 failed);
   run70_serving_load.json      serving load at 15.5M, same build;
   run70_updates.json           query latency under upserts, same build;
   run35_op_15m_100m.json       PyTorch V1/V2 on the same shapes (own process,
@@ -58,7 +59,7 @@ def main():
   run67, run35 = load("run69_15m_100m_profile.json"), load("run35_op_15m_100m.json")
   serving = load("run70_serving_load.json")
   updates = load("run70_updates.json")
-  with open(os.path.join(RUNS, "run69_gpu_tests.log")) as fh:
+  with open(os.path.join(RUNS, "run73_gpu_tests.log")) as fh:
     tests = re.search(r"gpu-tests: (\d+) passed, (\d+) failed", fh.read())
   torch = {(r["n"], r["pass_rate"] < 0.05, r["batch"]): r["torch_ms"] for r in run35["rows"]}
   rows = []
