@@ -194,18 +194,32 @@ class RetrievalModule(tf.Module):
           {a: columns[a] for a in self.columns.attributes}, self.separator, grow=True)
     return out
 
+  def rank_specs(self):
+    """Inputs `rank_dense` float32 [B, F] / `rank_ids` int64 [B, C] of the
+    index's ranking stores ({} without a ranker): the upserts write them with
+    the item, `update_rank_features` replaces them."""
+    out, layout = {}, getattr(self.index, "layout", None)
+    for name, dtype in (("rank_dense", tf.float32), ("rank_ids", tf.int64)):
+      field = layout.field(name) if layout is not None else None
+      if field is not None:
+        out[name] = tf.TensorSpec([None, field.row_shape[0]], dtype, name=name)
+    return out
+
+  def _rank_features(self, inputs):
+    return {name: inputs[name] for name in self.rank_specs()}
+
   def upsert_items(self, inputs):
     features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
                 for n in self.item_specs}
     embeddings = self.item_tower(features)
     return _write_outputs(self.index.upsert(
         features[self.item_id_feature], inputs["version"], embeddings,
-        **self._attributes({**inputs, **features})))
+        **self._attributes({**inputs, **features}), **self._rank_features(inputs)))
 
   def upsert_embeddings(self, inputs):
     return _write_outputs(self.index.upsert(
         inputs["item_id"], inputs["version"], inputs["embedding"],
-        **self._attributes(inputs)))
+        **self._attributes(inputs), **self._rank_features(inputs)))
 
   def delete_items(self, inputs):
     return _write_outputs(self.index.delete(inputs["item_id"], inputs["version"]))
@@ -240,12 +254,14 @@ class RetrievalModule(tf.Module):
     updates = {
         # Filter attributes that are no item feature (a `company` column) are
         # inputs of their own.
+        # With a ranker, the upserts also take the item's ranking features.
         "upsert_items": (self.upsert_items,
                          {**{a: v for a, v in self.attribute_specs.items()
                              if a not in self.item_specs},
-                          **self.item_specs, "version": key["version"]}),
+                          **self.item_specs, "version": key["version"], **self.rank_specs()}),
         "upsert_embeddings": (self.upsert_embeddings,
-                              {**key, "embedding": embedding, **self.attribute_specs}),
+                              {**key, "embedding": embedding, **self.attribute_specs,
+                               **self.rank_specs()}),
         "delete_items": (self.delete_items, key),
         "update_attributes": (self.update_attributes, {**key, **self.attribute_specs}),
     }

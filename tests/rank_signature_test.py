@@ -129,15 +129,30 @@ def test_export_reload_and_live_updates(built, tmp_path):
   assert live.update_rank_features([top], [4], [[0.0, 0.0]], [[0]]).tolist() == [False]
   assert live.update_rank_features(["no-such-item"], [9], [[0.0, 0.0]], [[0]]).tolist() == [False]
 
-  # A new item is rankable at once: upserted with the query's own direction, it
-  # is retrieved first and ranked on its (zero) stored features.
+  # A new item is rankable at once: upserted with the query's own direction and
+  # its ranking features in the same write, it is retrieved and ranked on them.
   q = model.query_tower({"user_id": tf.constant(["u1"])}).numpy()
-  live.upsert_embeddings(["fresh"], [1], q, {"genre": ["comedy"]})
+  live.upsert_embeddings(["fresh"], [1], q, {"genre": ["comedy"]},
+                         rank_dense=[[3.0, 1.0]], rank_ids=[[1]])
+  rows = live.layout.read(live.rows)
+  slot = list(rows.ids.numpy()).index(b"fresh")
+  np.testing.assert_array_equal(rows.rank_dense.numpy()[slot], [3.0, 1.0])
+  np.testing.assert_array_equal(rows.rank_ids.numpy()[slot], [1])
   out = call(60, 60)
   check(out, ref(60, 60), 60)
   assert b"fresh" in out["item_ids"].numpy()[1]
-  live.update_rank_features(["fresh"], [2], [[3.0, 1.0]], [[1]])
+  live.update_rank_features(["fresh"], [2], [[-3.0, 2.0]], [[2]])
+  np.testing.assert_array_equal(live.layout.read(live.rows).rank_dense.numpy()[slot], [-3.0, 2.0])
   check(call(60, 60), ref(60, 60), 60)
+  # Without them an upsert writes zeros; the raw signature requires them.
+  live.upsert_embeddings(["fresh2"], [1], q, {"genre": ["comedy"]})
+  rows = live.layout.read(live.rows)
+  slot2 = list(rows.ids.numpy()).index(b"fresh2")
+  assert not rows.rank_dense.numpy()[slot2].any() and not rows.rank_ids.numpy()[slot2].any()
+  with pytest.raises(ValueError, match="rank_dense must be"):
+    live.upsert_embeddings(["fresh3"], [1], q, {"genre": ["comedy"]}, rank_dense=[[1.0]])
+  assert set(loaded.signatures["upsert_embeddings"].structured_input_signature[1]) >= {
+      "rank_dense", "rank_ids"}
 
   with pytest.raises(tf.errors.InvalidArgumentError, match="k_final must be <= k_retrieve"):
     call(5, 6)

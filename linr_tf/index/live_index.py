@@ -102,11 +102,35 @@ class LiveIndex:
 
   # --- writes ------------------------------------------------------------------
 
+  def _rank_inputs(self, n, rank_dense, rank_ids, required):
+    """Checked `rank_dense` / `rank_ids` for the model's ranking stores ({}
+    without a ranker); an absent one is an error when `required`, else zeros
+    (the upserts: set later by `update_rank_features`)."""
+    out = {}
+    for name, value, dtype in (("rank_dense", rank_dense, np.float32),
+                               ("rank_ids", rank_ids, np.int64)):
+      field = self.layout.field(name)
+      if field is None:
+        if value is not None:
+          raise ValueError(f"this model has no {name} store (no ranking features)")
+        continue
+      width = field.row_shape[0]
+      if value is None:
+        if required:
+          raise ValueError(f"missing {name} ([n, {width}])")
+        value = np.zeros((n, width), dtype)
+      value = np.asarray(value, dtype)
+      if value.shape != (n, width):
+        raise ValueError(f"{name} must be [{n}, {width}], got {list(value.shape)}")
+      out[name] = value
+    return out
+
   def upsert_items(self, item_ids, versions, features: Mapping[str, Sequence],
-                   return_previous: bool = False):
-    """Upserts items embedded by the item tower from their features."""
+                   return_previous: bool = False, rank_dense=None, rank_ids=None):
+    """Upserts items embedded by the item tower from their features (and,
+    with a ranker, their ranking features: zeros when not given)."""
     ids, vers = checks.check_keys(item_ids, versions)
-    inputs = {"version": vers}
+    inputs = {"version": vers, **self._rank_inputs(ids.size, rank_dense, rank_ids, False)}
     for spec in self.item_features:
       if spec.name not in features:
         raise ValueError(f"missing item feature '{spec.name}'")
@@ -129,12 +153,15 @@ class LiveIndex:
     return self._apply("upsert_items", inputs, return_previous)
 
   def upsert_embeddings(self, item_ids, versions, embeddings,
-                        attributes: Mapping[str, Sequence], return_previous: bool = False):
-    """Upserts items with precomputed float32 [n, dim] embeddings."""
+                        attributes: Mapping[str, Sequence], return_previous: bool = False,
+                        rank_dense=None, rank_ids=None):
+    """Upserts items with precomputed float32 [n, dim] embeddings (and, with
+    a ranker, their ranking features: zeros when not given)."""
     ids, vers = checks.check_keys(item_ids, versions)
     emb = checks.check_embeddings(embeddings, self.dim, ids.size)
     inputs = {"item_id": ids, "version": vers, "embedding": emb,
-              **self._attribute_columns(attributes, ids.size)}
+              **self._attribute_columns(attributes, ids.size),
+              **self._rank_inputs(ids.size, rank_dense, rank_ids, False)}
     return self._apply("upsert_embeddings", inputs, return_previous)
 
   def delete_items(self, item_ids, versions, return_previous: bool = False):
@@ -152,19 +179,8 @@ class LiveIndex:
                            return_previous: bool = False):
     """Replaces the ranker's stored features of existing items (`linr_tf/ranking/`)."""
     ids, vers = checks.check_keys(item_ids, versions)
-    inputs = {"item_id": ids, "version": vers}
-    for name, value, dtype in (("rank_dense", rank_dense, np.float32),
-                               ("rank_ids", rank_ids, np.int64)):
-      field = self.layout.field(name)
-      if field is None:
-        continue
-      if value is None:
-        raise ValueError(f"missing {name} ([n, {field.row_shape[0]}])")
-      value = np.asarray(value, dtype)
-      if value.shape != (ids.size, field.row_shape[0]):
-        raise ValueError(f"{name} must be [{ids.size}, {field.row_shape[0]}], "
-                         f"got {list(value.shape)}")
-      inputs[name] = value
+    inputs = {"item_id": ids, "version": vers,
+              **self._rank_inputs(ids.size, rank_dense, rank_ids, True)}
     return self._apply("update_rank_features", inputs, return_previous)
 
   # --- state -------------------------------------------------------------------

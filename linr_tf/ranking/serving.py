@@ -62,13 +62,8 @@ def signatures(module, query_spec):
   if module.live:
     index = module.index
     update = {"item_id": tf.TensorSpec([None], tf.string, name="item_id"),
-              "version": tf.TensorSpec([None], tf.int64, name="version")}
-    if index.rank_dense is not None:
-      update["rank_dense"] = tf.TensorSpec([None, index.rank_dense.shape[1]], tf.float32,
-                                           name="rank_dense")
-    if index.rank_ids is not None:
-      update["rank_ids"] = tf.TensorSpec([None, index.rank_ids.shape[1]], tf.int64,
-                                         name="rank_ids")
+              "version": tf.TensorSpec([None], tf.int64, name="version"),
+              **module.rank_specs()}
     out["update_rank_features"] = tf.function(
         lambda **kw: _update_rank_features(module, kw)).get_concrete_function(**update)
   return out
