@@ -47,12 +47,10 @@ import tensorflow as tf
 from linr_tf.attributes import AttributeEncoder
 from linr_tf.model import RetrievalModel
 from linr_tf.ops.topk_ops import STRATEGIES
+from linr_tf.placement import HOST
 from linr_tf.search import unsupported_strategy_message
 
 MAX_K = 4096
-# Request checks run where the request is, in host memory: on a GPU machine a
-# check placed on the GPU would copy its verdict back and stall the call.
-HOST = "/device:CPU:0"
 UPDATE_INPUTS = ("item_id", "version", "embedding")
 
 

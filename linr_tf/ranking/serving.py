@@ -18,11 +18,11 @@ when the model has a `RankingHead`):
 
 import tensorflow as tf
 
+from linr_tf.placement import HOST
 from linr_tf.ranking.rank import retrieve_and_rank
 
 
 def _retrieve_and_rank(module, inputs):
-  from linr_tf.export import HOST  # pylint: disable=g-import-not-at-top (export imports us)
   features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
               for n in module.query_specs}
   filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
