@@ -36,39 +36,10 @@ constexpr int kWarps = 4;
 constexpr uint32_t kFull = 0xffffffffu;
 constexpr size_t kMaxSharedBytes = 227 * 1024;
 
-// Keys: the float score's order-preserving bits above ~index (rank order of
-// ordering.h: score descending, ties by smaller index; NaN as -inf).
-__device__ __forceinline__ uint64_t MakeKey(float score, int64_t index) {
-  float s = RankableScore(score) + 0.0f;
-  uint32_t b = __float_as_uint(s);
-  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(index));
-}
-
-struct MoLKeyCodec {
-  __device__ static float Score(uint64_t key) {
-    uint32_t b = static_cast<uint32_t>(key >> 32);
-    b = (b & 0x80000000u) ? (b & 0x7fffffffu) : ~b;
-    return __uint_as_float(b);
-  }
-  __device__ static int32_t Index(uint64_t key) {
-    return static_cast<int32_t>(~static_cast<uint32_t>(key));
-  }
-};
-
-struct Layout : select_gpu::SelectLayout {
-  size_t total = 0;
-};
-
-inline Layout MakeLayout(int64_t batch, int64_t k_eff) {
-  Layout l;
-  l.total = select_gpu::LayoutSelect(batch, k_eff, &l);
-  return l;
-}
-
+// Keys and workspace: the shared selection's (select/select_gpu.cu.h).
+using select_gpu::FloatKeyCodec;
 inline size_t MoLWorkspaceBytes(int64_t batch, int64_t num_items, int64_t k) {
-  const int64_t k_eff = std::max<int64_t>(1, std::min(k, num_items));
-  return std::max<size_t>(MakeLayout(std::max<int64_t>(batch, 1), k_eff).total, 256);
+  return select_gpu::SelectOnlyWorkspaceBytes(batch, num_items, k);
 }
 
 inline size_t TileSharedBytes(int64_t q, int64_t dim) {
@@ -151,7 +122,7 @@ __global__ void __launch_bounds__(kWarps * 32) MoLScanKernel(ScanArgs a) {
             }
           }
           const float s = mol::Mix(x, pq, a.gate_bias + b * pq, a.gate_weight, a.softmax);
-          key = MakeKey(s, w * 32 + lane);
+          key = select_gpu::FloatKey(s, w * 32 + lane);
           want = key >= a.thr[b];
         }
         Append(a, b, want, key, lane);
@@ -344,7 +315,7 @@ __global__ void __launch_bounds__(kItemScanThreads) MoLItemScanKernel(ScanArgs a
           for (int p = 0; p < P; ++p) x[p * Q + q] = mol::ReduceLanes(s[p]);
         }
         const float score = MixFixed<PQ>(x, bs + b * PQ, ws, a.softmax);
-        key = MakeKey(score, item);
+        key = select_gpu::FloatKey(score, item);
         want = key >= a.thr[b];
       }
       Append(a, b, want, key, lane);
@@ -401,7 +372,7 @@ inline cudaError_t LaunchMoLTopK(const float* queries, const void* items, const 
   const int64_t k_eff = std::min(k, num_items);
   if (k_eff == 0) return select_gpu::LaunchFillEmpty(batch, k, out, stream);
   if (k_eff > kMaxK) return cudaErrorInvalidValue;
-  const Layout lay = MakeLayout(batch, k_eff);
+  const select_gpu::SelectOnlyLayout lay = select_gpu::MakeSelectOnlyLayout(batch, k_eff);
   if (workspace_bytes < lay.total) return cudaErrorInvalidValue;
   const select_gpu::SelectState<uint32_t> st = select_gpu::SelectStateAt<uint32_t>(workspace, lay);
   int device = 0, sms = 0;
@@ -429,7 +400,7 @@ inline cudaError_t LaunchMoLTopK(const float* queries, const void* items, const 
   a.flags = st.flags;
   a.cap = st.cap;
   const bool item_scan = ItemScanApplies(items, item_type, batch, p, q, dim);
-  return select_gpu::RunSegmentedSelect<uint32_t, MoLKeyCodec>(
+  return select_gpu::RunSegmentedSelect<uint32_t, FloatKeyCodec>(
       st, batch, a.mask_words, k_eff, k, out, stream, [&](int64_t begin, int64_t end) {
         a.word_begin = begin;
         a.word_end = end;

@@ -44,41 +44,10 @@ constexpr int kMaxWords = 32;        // m <= 1024 bits
 constexpr uint32_t kFull = 0xffffffffu;
 
 // ---------------------------------------------------------------------------
-// Keys.
-__device__ __forceinline__ uint64_t AsymKey(float score, int64_t index) {
-  const float s = RankableScore(score) + 0.0f;  // NaN -> -inf, -0 -> +0
-  uint32_t b = __float_as_uint(s);
-  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(index));
-}
-
-struct AsymKeyCodec {
-  __device__ static float Score(uint64_t key) {
-    uint32_t b = static_cast<uint32_t>(key >> 32);
-    b = (b & 0x80000000u) ? (b & 0x7fffffffu) : ~b;
-    return __uint_as_float(b);
-  }
-  __device__ static int32_t Index(uint64_t key) {
-    return static_cast<int32_t>(~static_cast<uint32_t>(key));
-  }
-};
-
-// ---------------------------------------------------------------------------
-// Workspace: the shared selection state.
-struct Layout : select_gpu::SelectLayout {
-  size_t total = 0;
-};
-
-inline Layout MakeLayout(int64_t batch, int64_t k_eff) {
-  Layout l;
-  l.total = select_gpu::LayoutSelect(batch, k_eff, &l);
-  return l;
-}
-
-// Bytes of device workspace LaunchAsymHammingTopK needs.
+// Keys and workspace: the shared selection's (select/select_gpu.cu.h).
+using select_gpu::FloatKeyCodec;
 inline size_t AsymWorkspaceBytes(int64_t batch, int64_t num_items, int64_t k) {
-  const int64_t k_eff = std::max<int64_t>(1, std::min(k, num_items));
-  return std::max<size_t>(MakeLayout(std::max<int64_t>(batch, 1), k_eff).total, 256);
+  return select_gpu::SelectOnlyWorkspaceBytes(batch, num_items, k);
 }
 
 // ---------------------------------------------------------------------------
@@ -152,7 +121,7 @@ __global__ void __launch_bounds__(kWarps * 32) ScanKernel(ScanArgs a) {
         for (int64_t j = 0; j < words; ++j) code[j] = __ldg(c + j);
         const int32_t ones = AsymCodeOnes(code, words);
         const int32_t s = AsymPlaneDot(code, planes_s, bits, words);
-        key = AsymKey(AsymScore(ones, s, u, m, lo, delta, __ldg(a.factors + item)), item);
+        key = select_gpu::FloatKey(AsymScore(ones, s, u, m, lo, delta, __ldg(a.factors + item)), item);
       }
       Append(a, q, pass && key >= thr, key, lane);
     }
@@ -180,7 +149,7 @@ inline cudaError_t LaunchAsymHammingTopK(const int32_t* planes, const float* sca
   const TopKOutputs out{out_scores, out_idx, out_count};
   if (k_eff == 0) return select_gpu::LaunchFillEmpty(batch, k, out, stream);
   if (k_eff > kMaxK) return cudaErrorInvalidValue;
-  const Layout lay = MakeLayout(batch, k_eff);
+  const select_gpu::SelectOnlyLayout lay = select_gpu::MakeSelectOnlyLayout(batch, k_eff);
   if (workspace_bytes < lay.total) return cudaErrorInvalidValue;
   const select_gpu::SelectState<uint32_t> st = select_gpu::SelectStateAt<uint32_t>(workspace, lay);
   int device = 0, sms = 0;
@@ -206,7 +175,7 @@ inline cudaError_t LaunchAsymHammingTopK(const int32_t* planes, const float* sca
   a.cnt = st.cnt;
   a.flags = st.flags;
   a.cap = st.cap;
-  return select_gpu::RunSegmentedSelect<uint32_t, AsymKeyCodec>(
+  return select_gpu::RunSegmentedSelect<uint32_t, FloatKeyCodec>(
       st, batch, mask_words, k_eff, k, out, stream, [&](int64_t begin, int64_t end) {
         a.word_begin = begin;
         a.word_end = end;

@@ -79,6 +79,41 @@ inline size_t LayoutSelect(int64_t batch, int64_t k_eff, SelectLayout* l) {
   return off;
 }
 
+// The workspace of a scorer that needs only the selection state (the
+// asymmetric 1-bit and MoL ops): LayoutSelect, at least 256 bytes.
+struct SelectOnlyLayout : SelectLayout {
+  size_t total = 0;
+};
+inline SelectOnlyLayout MakeSelectOnlyLayout(int64_t batch, int64_t k_eff) {
+  SelectOnlyLayout l;
+  l.total = LayoutSelect(batch, k_eff, &l);
+  return l;
+}
+inline size_t SelectOnlyWorkspaceBytes(int64_t batch, int64_t num_items, int64_t k) {
+  const int64_t k_eff = std::max<int64_t>(1, std::min(k, num_items));
+  return std::max<size_t>(MakeSelectOnlyLayout(std::max<int64_t>(batch, 1), k_eff).total, 256);
+}
+
+// Keys of float scores: the score's order-preserving bits above ~index
+// (ordering.h: score descending, ties by smaller index; NaN as -inf, -0 as
+// +0), and the codec RunSegmentedSelect decodes them with.
+__device__ __forceinline__ uint64_t FloatKey(float score, int64_t index) {
+  const float s = RankableScore(score) + 0.0f;
+  uint32_t b = __float_as_uint(s);
+  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(index));
+}
+struct FloatKeyCodec {
+  __device__ static float Score(uint64_t key) {
+    uint32_t b = static_cast<uint32_t>(key >> 32);
+    b = (b & 0x80000000u) ? (b & 0x7fffffffu) : ~b;
+    return __uint_as_float(b);
+  }
+  __device__ static int32_t Index(uint64_t key) {
+    return static_cast<int32_t>(~static_cast<uint32_t>(key));
+  }
+};
+
 // Device pointers of the selection state.
 template <typename Count>
 struct SelectState {

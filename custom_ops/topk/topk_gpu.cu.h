@@ -56,25 +56,7 @@ constexpr int kScanWarps = 8;      // warps per scan block
 
 // ---------------------------------------------------------------------------
 // Keys.
-__device__ __forceinline__ uint64_t MakeKey(float score, int64_t index) {
-  float s = RankableScore(score) + 0.0f;  // NaN -> -inf, -0 -> +0
-  uint32_t b = __float_as_uint(s);
-  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(index));
-}
-__device__ __forceinline__ float KeyScore(uint64_t key) {
-  uint32_t b = static_cast<uint32_t>(key >> 32);
-  b = (b & 0x80000000u) ? (b & 0x7fffffffu) : ~b;
-  return __uint_as_float(b);
-}
-__device__ __forceinline__ int32_t KeyIndex(uint64_t key) {
-  return static_cast<int32_t>(~static_cast<uint32_t>(key));
-}
-// Key codec of the shared selection (select/select_gpu.cu.h).
-struct FloatKeyCodec {
-  __device__ static float Score(uint64_t key) { return KeyScore(key); }
-  __device__ static int32_t Index(uint64_t key) { return KeyIndex(key); }
-};
+using select_gpu::FloatKeyCodec;  // float score + index keys (select/select_gpu.cu.h)
 
 // ---------------------------------------------------------------------------
 // Workspace.
@@ -207,7 +189,7 @@ __device__ __forceinline__ uint64_t RowQueryBits(const ScanArgs& a, int64_t q0, 
 // Appends one candidate if it passes the query's threshold.
 __device__ __forceinline__ void Offer(const ScanArgs& a, int64_t q, float score, int64_t row,
                                       const uint64_t* thr_s, int ql) {
-  const uint64_t key = MakeKey(score, row);
+  const uint64_t key = select_gpu::FloatKey(score, row);
   if (key >= thr_s[ql]) {
     const int32_t slot = atomicAdd(a.cnt + q, 1);
     if (slot < a.cap) {
