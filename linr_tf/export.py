@@ -118,6 +118,16 @@ class RetrievalModule(tf.Module):
       queries = self.query_tower(features)
     return self._search(queries, filters, k, strategy, checks)
 
+  @property
+  def _query_shape(self):
+    """One query embedding: (dim,), or (P, dim) for a MoL index."""
+    return tuple(getattr(self.index, "query_shape", (self.index.dim,)))
+
+  @property
+  def _item_shape(self):
+    """One item embedding: (dim,), or (Q, dim) for a MoL index."""
+    return tuple(getattr(self.index, "item_shape", (self.index.dim,)))
+
   def _request_checks(self, filters, k, batch):
     """Asserts shared by the search signatures: k range, one filter per query."""
     with tf.device(HOST):
@@ -159,7 +169,7 @@ class RetrievalModule(tf.Module):
 
   def retrieve_embeddings(self, inputs):
     """Search with query embeddings computed elsewhere."""
-    queries = tf.ensure_shape(inputs["query_embedding"], [None, self.index.dim],
+    queries = tf.ensure_shape(inputs["query_embedding"], [None, *self._query_shape],
                               name="check_query_embedding")
     filters = tf.ensure_shape(inputs["filter"], [None], name="check_filter")
     k = tf.ensure_shape(inputs["k"], [], name="check_k")
@@ -209,15 +219,19 @@ class RetrievalModule(tf.Module):
   def upsert_items(self, inputs):
     features = {n: tf.ensure_shape(inputs[n], [None], name=f"check_{n}")
                 for n in self.item_specs}
-    embeddings = self.item_tower(features)
+    embeddings, extra = self.item_tower(features), {}
+    if isinstance(embeddings, dict):   # a MoL item tower: [B, Q, d] rows + cluster ids
+      extra = {n: v for n, v in embeddings.items() if n != "embeddings"}
+      embeddings = embeddings["embeddings"]
     return _write_outputs(self.index.upsert(
         features[self.item_id_feature], inputs["version"], embeddings,
-        **self._attributes({**inputs, **features}), **self._rank_features(inputs)))
+        **self._attributes({**inputs, **features}), **self._rank_features(inputs), **extra))
 
   def upsert_embeddings(self, inputs):
+    extra = {"cluster_ids": inputs["cluster_id"]} if "cluster_id" in inputs else {}
     return _write_outputs(self.index.upsert(
         inputs["item_id"], inputs["version"], inputs["embedding"],
-        **self._attributes(inputs), **self._rank_features(inputs)))
+        **self._attributes(inputs), **self._rank_features(inputs), **extra))
 
   def delete_items(self, inputs):
     return _write_outputs(self.index.delete(inputs["item_id"], inputs["version"]))
@@ -248,7 +262,10 @@ class RetrievalModule(tf.Module):
       return out
     key = {"item_id": tf.TensorSpec([None], tf.string, name="item_id"),
            "version": tf.TensorSpec([None], tf.int64, name="version")}
-    embedding = tf.TensorSpec([None, self.index.dim], tf.float32, name="embedding")
+    embedding = tf.TensorSpec([None, *self._item_shape], tf.float32, name="embedding")
+    # A MoL index with clusters: upsert_embeddings takes each item's cluster id.
+    cluster = ({"cluster_id": tf.TensorSpec([None], tf.int32, name="cluster_id")}
+               if getattr(self.index, "num_clusters", 0) else {})
     updates = {
         # Filter attributes that are no item feature (a `company` column) are
         # inputs of their own.
@@ -259,12 +276,12 @@ class RetrievalModule(tf.Module):
                           **self.item_specs, "version": key["version"], **self.rank_specs()}),
         "upsert_embeddings": (self.upsert_embeddings,
                               {**key, "embedding": embedding, **self.attribute_specs,
-                               **self.rank_specs()}),
+                               **self.rank_specs(), **cluster}),
         "delete_items": (self.delete_items, key),
         "update_attributes": (self.update_attributes, {**key, **self.attribute_specs}),
     }
     updates["retrieve_embeddings"] = (self.retrieve_embeddings, {
-        "query_embedding": tf.TensorSpec([None, self.index.dim], tf.float32,
+        "query_embedding": tf.TensorSpec([None, *self._query_shape], tf.float32,
                                          name="query_embedding"),
         "filter": spec["filter"], "k": spec["k"]})
     if self.index.codes is not None:

@@ -214,10 +214,15 @@ class RetrievalModel(tfrs.Model):
           {a: catalog.columns[a] for a in self.columns.attributes}, self.cfg.separator,
           grow=True)
       self.index.register_values()
-    self.index.assign(catalog.ids, self.embed_items(catalog),
-                      self.schema.encode({**categorical, **numeric},
-                                         self.cfg.separator),
-                      numbers=numbers, value_ids=value_ids)
+    self.index.assign(catalog.ids,
+                      attributes=self.schema.encode({**categorical, **numeric},
+                                                    self.cfg.separator),
+                      numbers=numbers, value_ids=value_ids, **self.item_rows(catalog))
+
+  def item_rows(self, catalog: Catalog) -> dict:
+    """The catalogue's row arguments of `ItemIndex.assign`: {"embeddings":
+    [N, dim]} (a MoL model: [N, Q, dim] and "cluster_ids")."""
+    return {"embeddings": self.embed_items(catalog)}
 
   def retrieve(self, features: Mapping[str, Sequence], filters=None, k=10):
     """Encodes queries and searches the index: (scores, ids, count)."""

@@ -12,6 +12,7 @@
 the checkpoint `ckpt*` and the TensorBoard logs `logs/`.
 """
 
+import json
 import os
 from typing import Optional, Tuple
 
@@ -22,6 +23,14 @@ from linr_tf import config as config_lib
 from linr_tf import data as data_lib
 from linr_tf import export as export_lib
 from linr_tf import model as model_lib
+
+
+def model_class(cfg: config_lib.Config):
+  """`RetrievalModel`, or `MoLRetrievalModel` for a config with a `mol` section."""
+  if cfg.mol is None:
+    return model_lib.RetrievalModel
+  from linr_tf.mol import model as mol_model  # pylint: disable=g-import-not-at-top
+  return mol_model.MoLRetrievalModel
 
 
 def load_data(cfg: config_lib.Config, data_dir: str
@@ -48,15 +57,21 @@ def train(cfg: config_lib.Config, data_dir: str, workdir: str,
     (model, held-out metrics dict, Keras History).
   """
   catalog, log = load_data(cfg, data_dir)
-  model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
+  model = model_class(cfg).from_data(cfg, catalog, log)
   model.compile(optimizer=tf.keras.optimizers.Adagrad(cfg.train.learning_rate))
   train_ds, test_ds = model_lib.make_datasets(cfg, catalog, log)
   tf.keras.utils.set_random_seed(cfg.train.seed)
   callbacks = [model_lib.RefreshIndex(model, catalog),
                tf.keras.callbacks.TensorBoard(os.path.join(workdir, "logs"))]
-  history = model.fit(train_ds, validation_data=test_ds,
-                      epochs=epochs or cfg.train.epochs, callbacks=callbacks,
-                      verbose=verbose)
+  if cfg.mol is not None:
+    # Mixture-of-Logits: fit, k-means item clusters (a model step), fit on.
+    history = model.fit_with_clusters(train_ds, catalog, epochs or cfg.train.epochs,
+                                      seed=cfg.train.seed, validation_data=test_ds,
+                                      callbacks=callbacks, verbose=verbose)
+  else:
+    history = model.fit(train_ds, validation_data=test_ds,
+                        epochs=epochs or cfg.train.epochs, callbacks=callbacks,
+                        verbose=verbose)
   model.build_index(catalog)
   metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
   os.makedirs(workdir, exist_ok=True)
@@ -73,7 +88,9 @@ def restore(workdir: str) -> model_lib.RetrievalModel:
     raise FileNotFoundError(
         f"{path} not found: run `train` with --workdir={workdir}")
   with open(path, encoding="utf-8") as f:
-    model = model_lib.RetrievalModel.from_metadata(f.read())
+    text = f.read()
+  cfg = config_lib.from_dict(json.loads(text)["config"])
+  model = model_class(cfg).from_metadata(text)
   tf.train.Checkpoint(model=model).read(
       os.path.join(workdir, "ckpt")).expect_partial()
   return model
@@ -99,6 +116,6 @@ def export_untrained(cfg: config_lib.Config, data_dir: str, base_path: str,
   """
   catalog, log = load_data(cfg, data_dir)
   tf.keras.utils.set_random_seed(seed)
-  model = model_lib.RetrievalModel.from_data(cfg, catalog, log)
+  model = model_class(cfg).from_data(cfg, catalog, log)
   model.build_index(catalog)
   return export_lib.export(model, base_path, version)

@@ -64,6 +64,7 @@ from linr_tf.index import checks
 from linr_tf.index.rows import RowLayout, Rows
 from linr_tf.quantization.rabitq import RaBitQ
 from linr_tf.quantization.sign_oporp import SignOPORP
+from linr_tf.search.mol import MoLSearch
 
 
 class WriteResult(NamedTuple):
@@ -111,6 +112,13 @@ class ItemIndex(tf.keras.layers.Layer):
       `RaBitQSearch`); top `rerank_factor * k` reranked exactly with the
       vectors (when kept).
     rerank_factor: candidates per result for the rerank (>= 1).
+    mol_scorer: a `linr_tf.mol.MixtureOfLogits` (P query, Q item components):
+      a Mixture-of-Logits index. Items are [Q, dim] rows (`mol_vectors`, in
+      `vectors`' dtype; `vectors` holds each item's mean component), queries
+      [B, P, dim], searched by `MoLSearch` (exhaustive `LinrMoLTopK`, or with
+      `mol_rerank` > 0 a dot top-`mol_rerank` then an exact MoL rerank);
+      `num_clusters` > 0 adds the `cluster_ids` store (each item's cluster,
+      written with its rows). No codes.
   """
 
   def __init__(self, dim: int, bit_keys: Sequence[str], capacity: int = 0,
@@ -119,6 +127,7 @@ class ItemIndex(tf.keras.layers.Layer):
                rerank_factor: int = 10,
                columns: Optional[ColumnSchema] = None,
                ranking=None,
+               mol_scorer=None, num_clusters: int = 0, mol_rerank: int = 0,
                **kwargs):
     super().__init__(**kwargs)
     schema = attributes_lib.AttributeSchema(bit_keys)
@@ -128,14 +137,23 @@ class ItemIndex(tf.keras.layers.Layer):
       raise ValueError(f"quantizer dim {quantizer.dim} != index dim {self.dim}")
     self.quantizer = quantizer
     # Chosen once: ExactSearch, HammingSearch or RefineSearch (checks the args).
-    self.searcher = search_lib.make_searcher(vectors, quantizer, rerank_factor)
+    self.mol_scorer = mol_scorer   # tracked: the SavedModel holds its gate
+    self.num_clusters = int(num_clusters) if mol_scorer is not None else 0
+    if mol_scorer is not None and (quantizer is not None or vectors is None or ranking):
+      raise ValueError("a Mixture-of-Logits index keeps vectors, no 1-bit codes and no "
+                       "ranking features (index.code_bits must be 0, no `ranking`)")
+    self.searcher = (MoLSearch(mol_scorer, mol_rerank) if mol_scorer is not None
+                     else search_lib.make_searcher(vectors, quantizer, rerank_factor))
     self.layout = RowLayout.for_index(self.dim, self.num_words, vectors,
                                       quantizer.num_words if quantizer else 0,
                                       code_factors=isinstance(quantizer, RaBitQ),
                                       number_columns=len(columns.numbers) if columns else 0,
                                       value_width=columns.value_width if columns else 0,
                                       rank_dense=len(ranking.dense_features) if ranking else 0,
-                                      rank_ids=len(ranking.vocab_sizes) if ranking else 0)
+                                      rank_ids=len(ranking.vocab_sizes) if ranking else 0,
+                                      mol_components=mol_scorer.num_item if mol_scorer else 0,
+                                      mol_dtype=vectors or "float32",
+                                      cluster_ids=self.num_clusters > 0)
     self.columns = columns
     # The ranker's candidate features (`linr_tf.ranking.RankingConfig`): row stores.
     self.ranking = ranking
@@ -187,6 +205,16 @@ class ItemIndex(tf.keras.layers.Layer):
   def kernels(self):
     """The searcher's kernel set (`CustomOpKernels`)."""
     return self.searcher.kernels
+
+  @property
+  def item_shape(self) -> Tuple[int, ...]:
+    """Shape of one item's embedding: (dim,), or (Q, dim) for MoL."""
+    return (self.mol_scorer.num_item, self.dim) if self.mol_scorer else (self.dim,)
+
+  @property
+  def query_shape(self) -> Tuple[int, ...]:
+    """Shape of one query embedding: (dim,), or (P, dim) for MoL."""
+    return (self.mol_scorer.num_query, self.dim) if self.mol_scorer else (self.dim,)
 
   @property
   def supports_updates(self) -> bool:
@@ -415,6 +443,8 @@ class ItemIndex(tf.keras.layers.Layer):
   def _encode_rows(self, embeddings):
     """Row values of the vector stores for float32 [B, dim] embeddings."""
     out = []
+    if self.mol_scorer is not None:   # MoL: the mean component (two-stage search)
+      embeddings = tf.math.l2_normalize(tf.reduce_mean(embeddings, axis=1), -1)
     if self.vectors is not None:
       out.append(tf.cast(embeddings, self.vectors.dtype))
     if self.code_factors is not None:
@@ -423,12 +453,40 @@ class ItemIndex(tf.keras.layers.Layer):
       out.append(self.quantizer.encode(embeddings))
     return out
 
+  def _mol_rows(self, embeddings, cluster_ids, batch):
+    """Checked values of the MoL stores (`mol_vectors` [B, Q, dim], and
+    `cluster_ids` [B] int32 in [0, num_clusters)) ([] for a dot index)."""
+    if self.mol_scorer is None:
+      if cluster_ids is not None:
+        raise ValueError("this index has no cluster_ids store (not a MoL index with clusters)")
+      return [], []
+    out = [tf.cast(embeddings, self.mol_vectors.dtype)]
+    if not self.num_clusters:
+      if cluster_ids is not None:
+        raise ValueError("this MoL index has no clusters (mol.clusters = 0): no cluster_ids")
+      return out, []
+    if cluster_ids is None:
+      raise ValueError(f"this MoL index stores each item's cluster: pass cluster_ids "
+                       f"([B] in [0, {self.num_clusters}))")
+    cluster_ids = tf.ensure_shape(tf.cast(tf.convert_to_tensor(cluster_ids), tf.int32), [None])
+    checks = [
+        tf.debugging.assert_equal(tf.size(cluster_ids), tf.cast(batch, tf.int32),
+                                  message="item ids and cluster_ids differ in length"),
+        tf.debugging.Assert(
+            tf.reduce_all((cluster_ids >= 0) & (cluster_ids < self.num_clusters)),
+            [f"cluster_ids must be in [0, {self.num_clusters}), got", cluster_ids],
+            summarize=10)]
+    return out + [cluster_ids], checks
+
   def _check_embeddings(self, embeddings):
     embeddings = tf.convert_to_tensor(embeddings, tf.float32)
+    shape = list(self.item_shape)
     if embeddings.shape.rank is not None and (
-        embeddings.shape.rank != 2 or embeddings.shape[1] not in (None, self.dim)):
-      raise ValueError(f"embeddings must be [N, {self.dim}], got {embeddings.shape}")
-    embeddings = tf.ensure_shape(embeddings, [None, self.dim])
+        embeddings.shape.rank != 1 + len(shape) or
+        any(got not in (None, want) for got, want in zip(embeddings.shape[1:], shape))):
+      what = ", ".join(map(str, shape))
+      raise ValueError(f"embeddings must be [N, {what}], got {embeddings.shape}")
+    embeddings = tf.ensure_shape(embeddings, [None, *shape])
     return tf.debugging.check_numerics(embeddings, "embeddings contain NaN or Inf")
 
   def _check_batch(self, ids, versions):
@@ -447,7 +505,7 @@ class ItemIndex(tf.keras.layers.Layer):
     return ids, versions, checks
 
   def assign(self, ids, embeddings, attributes, versions=None, numbers=None,
-             value_ids=None, rank_dense=None, rank_ids=None) -> None:
+             value_ids=None, rank_dense=None, rank_ids=None, cluster_ids=None) -> None:
     """Replaces the whole index (index construction as a model step).
 
     Not atomic for concurrent searches: use `upsert` / `delete` on a served
@@ -457,7 +515,16 @@ class ItemIndex(tf.keras.layers.Layer):
         [i.decode() if isinstance(i, bytes) else i for i in np.asarray(ids).reshape(-1)],
         versions)
     n = ids.size
-    embeddings = checks.check_embeddings(embeddings, self.dim)
+    if self.mol_scorer is not None:   # [N, Q, d]; then the NaN / Inf check
+      embeddings = np.asarray(embeddings, np.float32)
+      if embeddings.shape != (n, *self.item_shape):
+        raise ValueError(f"embeddings must be [{n}, {', '.join(map(str, self.item_shape))}] "
+                         f"(N items x Q components x d), got {list(embeddings.shape)}")
+      width = int(np.prod(self.item_shape))
+      embeddings = checks.check_embeddings(embeddings.reshape(n, width),
+                                           width).reshape(embeddings.shape)
+    else:
+      embeddings = checks.check_embeddings(embeddings, self.dim)
     attributes = np.asarray(attributes, np.int32)
     if attributes.ndim != 2 or attributes.shape[1] != self.num_words:
       raise ValueError(f"attributes must be [N, {self.num_words}], got "
@@ -471,7 +538,8 @@ class ItemIndex(tf.keras.layers.Layer):
     if n and isinstance(self.quantizer, RaBitQ):
       self.quantizer.set_center(embeddings)   # the catalogue's mean (FAISS's centroid)
     values = ([ids, versions, attributes] + self._encode_rows(tf.constant(embeddings))
-              + columns + self._rank_rows(rank_dense, rank_ids, n)[0])
+              + columns + self._rank_rows(rank_dense, rank_ids, n)[0]
+              + self._mol_rows(tf.constant(embeddings), cluster_ids, n)[0])
     for var, value in zip(self.row_variables, self.layout.to_storage(self.layout.names, values)):
       var.assign(value)
     for table in (self.slot_of, self.deleted):
@@ -556,15 +624,17 @@ class ItemIndex(tf.keras.layers.Layer):
     return () if columns is None else (columns,)
 
   def upsert(self, ids, versions, embeddings, attributes, numbers=None,
-             value_ids=None, rank_dense=None, rank_ids=None) -> WriteResult:
+             value_ids=None, rank_dense=None, rank_ids=None, cluster_ids=None) -> WriteResult:
     """Inserts or replaces items; returns a `WriteResult` (applied False =
     stale or repeated version).
 
     Args:
       ids: string [B] distinct, non-empty item ids.
       versions: int64 [B] >= 0.
-      embeddings: float32 [B, dim], finite.
+      embeddings: float32 [B, dim] (MoL: [B, Q, dim]), finite.
       attributes: int32 [B, W] bitsets (`__live__` is set here).
+      cluster_ids: int32 [B] (a MoL index with clusters only), written
+        with the rows in the same `write_rows`.
     """
     ids, versions, checks = self._check_batch(ids, versions)
     embeddings = self._check_embeddings(embeddings)
@@ -584,6 +654,9 @@ class ItemIndex(tf.keras.layers.Layer):
     rank, rank_checks = self._rank_rows(rank_dense, rank_ids, tf.size(ids))
     stores += rank
     checks += rank_checks
+    mol, mol_checks = self._mol_rows(embeddings, cluster_ids, tf.size(ids))
+    stores += mol
+    checks += mol_checks
 
     def body():
       slot, last = self._last_versions(ids)
