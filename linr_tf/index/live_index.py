@@ -31,6 +31,7 @@ from linr_tf.columns import ColumnSchema
 from linr_tf.fsutil import fsync_dir, fsync_tree
 from linr_tf.index import checks
 from linr_tf.index.rows import RowLayout, Rows
+from linr_tf.mol import checks as mol_checks
 
 SNAPSHOT_PREFIX = "index"
 
@@ -60,14 +61,24 @@ class LiveIndex:
         self.columns.attributes if self.columns is not None else [])
     self.dim = int(self.cfg.embedding_dim)
     self._lock = threading.Lock()
+    # Mixture-of-Logits (`mol` config section): items are [Q, dim] rows (+ a
+    # cluster id with clusters), queries [P, dim].
+    mol = self.cfg.mol
+    self.num_clusters = int(mol.clusters) if mol else 0
+    self.embedding_shape = ((mol.item_embeddings + (1 if mol.clusters else 0), self.dim)
+                            if mol else (self.dim,))
+    self.query_shape = (mol.query_embeddings, self.dim) if mol else (self.dim,)
     # The index's row layout, as `ItemIndex` builds it from the same config.
     self.layout = RowLayout.for_index(
-        self.dim, self.schema.num_words, self.cfg.index.vectors, self.cfg.index.code_bits // 32,
+        self.dim, self.schema.num_words, mol.vector_dtype if mol else self.cfg.index.vectors,
+        self.cfg.index.code_bits // 32,
         code_factors=self.cfg.index.code_factors,
         number_columns=len(self.columns.numbers) if self.columns is not None else 0,
         value_width=self.columns.value_width if self.columns is not None else 0,
         rank_dense=len(self.cfg.ranking.dense_features) if self.cfg.ranking else 0,
-        rank_ids=len(self.cfg.ranking.vocab_sizes) if self.cfg.ranking else 0)
+        rank_ids=len(self.cfg.ranking.vocab_sizes) if self.cfg.ranking else 0,
+        mol_components=self.embedding_shape[0] if mol else 0,
+        mol_dtype=mol.vector_dtype if mol else "float32", cluster_ids=self.num_clusters > 0)
     index = module.index
     self.rows = Rows(**{n: getattr(index, n) for n in self.layout.names})
 
@@ -154,12 +165,23 @@ class LiveIndex:
 
   def upsert_embeddings(self, item_ids, versions, embeddings,
                         attributes: Mapping[str, Sequence], return_previous: bool = False,
-                        rank_dense=None, rank_ids=None):
+                        rank_dense=None, rank_ids=None, cluster_ids=None):
     """Upserts items with precomputed float32 [n, dim] embeddings (and, with
-    a ranker, their ranking features: zeros when not given)."""
+    a ranker, their ranking features: zeros when not given). A MoL model
+    takes [n, Q, dim] rows and, with clusters, `cluster_ids` int [n] in
+    [0, mol.clusters), written with the rows in one atomic write."""
     ids, vers = checks.check_keys(item_ids, versions)
-    emb = checks.check_embeddings(embeddings, self.dim, ids.size)
-    inputs = {"item_id": ids, "version": vers, "embedding": emb,
+    extra = {}
+    if self.cfg.mol is not None:
+      emb = mol_checks.check_item_rows(embeddings, self.embedding_shape, list(ids))
+      clusters = mol_checks.check_cluster_ids(cluster_ids, self.num_clusters, list(ids))
+      if clusters is not None:
+        extra["cluster_id"] = clusters
+    else:
+      if cluster_ids is not None:
+        raise ValueError("this model has no item clusters (not a MoL model)")
+      emb = checks.check_embeddings(embeddings, self.dim, ids.size)
+    inputs = {"item_id": ids, "version": vers, "embedding": emb, **extra,
               **self._attribute_columns(attributes, ids.size),
               **self._rank_inputs(ids.size, rank_dense, rank_ids, False)}
     return self._apply("upsert_embeddings", inputs, return_previous)
@@ -228,6 +250,19 @@ class LiveIndex:
       out[ids[slot].decode()] = (int(versions[slot]), emb, attrs[slot].copy())
     return out
 
+  def mol_items(self) -> Dict[str, Tuple[int, np.ndarray, int]]:
+    """Live items of a MoL model: id -> (version, rows float32 [Q, dim],
+    cluster id (-1 without clusters))."""
+    if self.cfg.mol is None:
+      raise ValueError("not a Mixture-of-Logits model (no `mol` config section)")
+    snap = self.layout.read(self.rows)
+    ids, versions, attrs = (t.numpy() for t in (snap.ids, snap.versions, snap.attributes))
+    rows = snap.mol_vectors.numpy()
+    clusters = snap.cluster_ids.numpy() if snap.cluster_ids is not None else None
+    return {ids[s].decode(): (int(versions[s]), rows[s].astype(np.float32),
+                              int(clusters[s]) if clusters is not None else -1)
+            for s in np.flatnonzero(attributes_lib.is_live(attrs))}
+
   def item_columns(self) -> Dict[str, Dict[str, object]]:
     """Live items: id -> {column attribute: number (int or float) or sorted list
     of values}; {} per item without column attributes."""
@@ -272,8 +307,12 @@ class LiveIndex:
     return out["scores"].numpy(), out["item_ids"].numpy(), out["count"].numpy()
 
   def search_embeddings(self, queries, filters, k: int):
-    """(scores, item_ids, count) numpy for float32 [B, dim] query embeddings."""
+    """(scores, item_ids, count) numpy for float32 [B, dim] query embeddings
+    ([B, P, dim] for a MoL model)."""
     queries = np.asarray(queries, np.float32)
+    if self.cfg.mol is not None and queries.shape[1:] != tuple(self.query_shape):
+      raise ValueError(f"query embeddings must be [B, {', '.join(map(str, self.query_shape))}], "
+                       f"got {list(queries.shape)}")
     filters = [""] * len(queries) if filters is None else list(filters)
     out = self._signature("retrieve_embeddings")(
         query_embedding=tf.constant(queries), filter=tf.constant(filters, tf.string),

@@ -13,7 +13,10 @@ One event per record, a JSON object (never pickle):
                                    embedded by the item tower in the model; the
                                    filter attributes come from the same values
               "upsert_embedding"   payload {"embedding": [dim floats],
-                                   "attributes": {attribute: value}}
+                                   "attributes": {attribute: value}}; a
+                                   Mixture-of-Logits model takes Q lists of
+                                   dim floats and, with clusters,
+                                   "cluster_id" (an int in [0, clusters))
               "delete"             no payload (null or {})
               "update_attributes"  payload {"attributes": {attribute: value}}
   event_time  float seconds on the producer's clock (freshness is measured
@@ -105,11 +108,15 @@ def upsert(item_id, version, features, event_time) -> Event:
                {"features": dict(features)})
 
 
-def upsert_embedding(item_id, version, embedding, attributes, event_time
-                     ) -> Event:
-  return Event(item_id, int(version), UPSERT_EMBEDDING, float(event_time),
-               {"embedding": [float(x) for x in embedding],
-                "attributes": dict(attributes)})
+def upsert_embedding(item_id, version, embedding, attributes, event_time,
+                     cluster_id=None) -> Event:
+  """`embedding`: [dim] numbers, or [Q, dim] for a MoL model (with clusters,
+  also `cluster_id`)."""
+  payload = {"embedding": np.asarray(embedding, np.float64).tolist(),
+             "attributes": dict(attributes)}
+  if cluster_id is not None:
+    payload["cluster_id"] = int(cluster_id)
+  return Event(item_id, int(version), UPSERT_EMBEDDING, float(event_time), payload)
 
 
 def delete(item_id, version, event_time) -> Event:
@@ -174,7 +181,8 @@ def decode(data) -> Event:
     absent = [k for k in need if k not in payload]
     if absent:
       raise BadEvent(f"{op} payload is missing {absent}")
-    extra = sorted(set(payload) - set(need))
+    optional = {UPSERT_EMBEDDING: ("cluster_id",)}.get(op, ())
+    extra = sorted(set(payload) - set(need) - set(optional))
     if extra:
       raise BadEvent(f"{op} payload has unknown key(s) {extra}")
   return Event(item_id, version, op, float(event_time), payload)
@@ -190,12 +198,18 @@ class Spec:
   separator: str = "|"
   item_id_feature: Optional[str] = None   # must equal item_id (filled if absent)
   columns: Any = None               # linr_tf.columns.ColumnSchema (numbers, value ids)
+  # Mixture-of-Logits: embeddings are [Q, dim] (None = [dim]); cluster ids
+  # in [0, num_clusters) come with them when num_clusters > 0.
+  embedding_shape: Optional[Tuple[int, ...]] = None
+  num_clusters: int = 0
 
   @classmethod
   def from_live(cls, live) -> "Spec":
+    shape = tuple(getattr(live, "embedding_shape", (int(live.dim),)))
     return cls(int(live.dim), live.schema, list(live.item_features),
                list(live.attributes), live.separator, live.item_id_feature,
-               getattr(live, "columns", None))
+               getattr(live, "columns", None), shape if len(shape) == 2 else None,
+               int(getattr(live, "num_clusters", 0)))
 
 
 class Validator:
@@ -232,8 +246,14 @@ class Validator:
     if event.op == DELETE:
       return event
     if event.op == UPSERT_EMBEDDING:
-      payload = {"embedding": self._embedding(p["embedding"]),
-                 "attributes": self._attributes(p["attributes"])}
+      if self.spec.embedding_shape is not None:
+        payload = {"embedding": self._rows(p["embedding"], event.item_id),
+                   **self._cluster(p, event.item_id)}
+      else:
+        if "cluster_id" in p:
+          raise BadEvent("cluster_id given, but the model has no item clusters")
+        payload = {"embedding": self._embedding(p["embedding"])}
+      payload["attributes"] = self._attributes(p["attributes"])
     elif event.op == UPDATE_ATTRIBUTES:
       payload = {"attributes": self._attributes(p["attributes"])}
     else:
@@ -259,6 +279,43 @@ class Validator:
         raise BadEvent(f"embedding[{i}] is {x} (must be finite)")
       raise BadEvent(f"embedding[{i}] = {x} overflows float32")
     return arr.astype(np.float32)
+
+  def _rows(self, values, item_id) -> np.ndarray:
+    """A MoL item's [Q, dim] rows: Q lists of dim finite numbers."""
+    q, d = self.spec.embedding_shape
+    want = f"[{q}, {d}] (Q = {q} lists of d = {d} numbers)"
+    if not isinstance(values, list) or len(values) != q:
+      got = f"{len(values)} lists" if isinstance(values, list) else type(values).__name__
+      raise BadEvent(f"item {item_id!r}: embedding must be {want}, got {got}")
+    for j, row in enumerate(values):
+      if not isinstance(row, list) or len(row) != d:
+        got = f"{len(row)} numbers" if isinstance(row, list) else repr(row)[:40]
+        raise BadEvent(f"item {item_id!r}: embedding must be {want}; row {j} has {got}")
+      for i, x in enumerate(row):
+        if not _is_number(x):
+          raise BadEvent(f"item {item_id!r}: embedding[{j}][{i}] is not a number: {x!r}")
+    arr = np.asarray(values, np.float64)
+    bad = np.argwhere(~np.isfinite(arr) | (np.abs(arr) > FLOAT32_MAX))
+    if bad.size:
+      j, i = (int(v) for v in bad[0])
+      raise BadEvent(f"item {item_id!r}: embedding[{j}][{i}] = {values[j][i]} is not a finite "
+                     "float32")
+    return arr.astype(np.float32)
+
+  def _cluster(self, payload, item_id) -> Dict[str, int]:
+    """{"cluster_id": c} of a MoL upsert_embedding ({} without clusters)."""
+    c = self.spec.num_clusters
+    if not c:
+      if "cluster_id" in payload:
+        raise BadEvent(f"item {item_id!r}: cluster_id given, but the model has no item clusters")
+      return {}
+    if "cluster_id" not in payload:
+      raise BadEvent(f"item {item_id!r}: upsert_embedding needs cluster_id (an integer in "
+                     f"[0, {c}))")
+    v = payload["cluster_id"]
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < c:
+      raise BadEvent(f"item {item_id!r}: cluster_id must be an integer in [0, {c}), got {v!r}")
+    return {"cluster_id": int(v)}
 
   def _categorical(self, what, value, known: Optional[set]) -> str:
     values = value if isinstance(value, list) else [value]

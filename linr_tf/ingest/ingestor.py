@@ -173,8 +173,9 @@ class Ingestor:
     feats.update({a: v for a, v in attrs.items() if a not in feats})
     calls = [
         lambda: self.live.upsert_embeddings(
-            empty, none, np.zeros([0, self.validator.spec.dim], np.float32),
-            attrs),
+            empty, none, np.zeros([0, *(self.validator.spec.embedding_shape
+                                        or (self.validator.spec.dim,))], np.float32),
+            attrs, **self._cluster_ids([])),
         lambda: self.live.upsert_items(empty, none, feats),
         lambda: self.live.update_attributes(empty, none, attrs),
         lambda: self.live.delete_items(empty, none)]
@@ -244,13 +245,21 @@ class Ingestor:
     if op == ev.UPSERT_EMBEDDING:
       emb = np.stack([e.payload["embedding"] for e in evs]).astype(np.float32)
       return live.upsert_embeddings(ids, versions, emb, ev.attribute_columns(
-          evs, self._attributes, self._numeric), return_previous=True)
+          evs, self._attributes, self._numeric), return_previous=True,
+          **self._cluster_ids(evs))
     feats = {}
     for f in self._features:
       feats[f.name] = np.array([e.payload["features"][f.name] for e in evs], f.numpy_dtype)
     extra = [a for a in self._attributes if a not in feats]   # no item feature
     feats.update(ev.attribute_columns(evs, extra, self._numeric, key="features"))
     return live.upsert_items(ids, versions, feats, return_previous=True)
+
+  def _cluster_ids(self, evs) -> dict:
+    """{"cluster_ids": int32 [n]} of MoL upsert_embedding events (a model
+    with clusters), else {}."""
+    if not self.validator.spec.num_clusters:
+      return {}
+    return {"cluster_ids": np.array([e.payload["cluster_id"] for e in evs], np.int32)}
 
   def _apply(self, op: str, batch: Sequence[Tuple[Any, ev.Event, Record]]):
     """One index call; on rejection, halves the batch to isolate bad events."""
