@@ -15,6 +15,10 @@
 // run time; $LINR_CPU_ISA=portable forces the portable reference. All paths
 // give identical results.
 //
+// Very large k (min(k, N) > 4096, or $LINR_HAMMING_TOPK_SELECT=counting):
+// the counting-sort path of hamming_large_k_cpu.h instead of candidate
+// buffers; identical outputs (hamming_large_k.h).
+//
 // The kernel, HammingTopKOp<Device>, checks the inputs, allocates the outputs
 // and runs HammingTopKFunctor<Device>: the CPU functor here, the GPU one in
 // hamming_kernels_gpu.cu.cc (GOOGLE_CUDA builds).
@@ -34,6 +38,8 @@
 #include "custom_ops/quantization/hamming_cpu_scan.h"
 #include "custom_ops/quantization/hamming_cpu_simd.h"
 #include "custom_ops/quantization/hamming_kernels.h"
+#include "custom_ops/quantization/hamming_large_k.h"
+#include "custom_ops/quantization/hamming_large_k_cpu.h"
 #include "custom_ops/quantization/hamming_validate.h"
 #include "custom_ops/select/allocate_outputs.h"
 #include "custom_ops/select/candidate_buffer.h"
@@ -62,11 +68,21 @@ struct HammingTopKFunctor<CPUDevice> {
     const uint32_t* queries = reinterpret_cast<const uint32_t*>(a.query_codes);
     const uint32_t* codes = reinterpret_cast<const uint32_t*>(a.item_codes);
     const uint32_t* mask_data = reinterpret_cast<const uint32_t*>(a.mask);
+    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    if (HammingUseCounting(std::min(k, num_items), kCountingMinKCpu)) {
+      // Very large k: counting sort (hamming_large_k_cpu.h), same outputs.
+      const hamming_cpu::CountingArgs args{queries, codes, mask_data, batch,
+                                           words,   num_items, num_words, k};
+      hamming_cpu::CountingTopK(kern, args, out, pool->NumThreads(),
+                                [pool](int64_t n, int64_t cost, auto&& fn) {
+                                  pool->ParallelFor(n, cost, fn);
+                                });
+      return;
+    }
 
     // Tiles of mask words whose codes (32 * words * 4 bytes per word) fill
     // about 16 KiB of L1; shards are whole tiles.
     const int64_t tile_words = std::max<int64_t>(1, (16 * 1024) / (128 * words));
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t threads = std::max(1, pool->NumThreads());
     const int64_t num_tiles = (num_words + tile_words - 1) / tile_words;
     const int64_t target = (batch > 1 ? 2 : 4) * threads;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "custom_ops/quantization/hamming_large_k.h"
 #include "custom_ops/select/validate.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/platform/errors.h"
@@ -12,7 +13,8 @@
 namespace linr {
 
 // Checks (query_codes [B, Wc], item_codes [N, Wc], mask [B, ceil(N/32)],
-// k scalar > 0); on success stores k (k_tensor must be in host memory).
+// k scalar > 0, B * k <= kHammingMaxOutputSlots); on success stores k
+// (k_tensor must be in host memory).
 inline absl::Status ValidateHammingInputs(const char* op, const tensorflow::Tensor& query_codes,
                                           const tensorflow::Tensor& item_codes,
                                           const tensorflow::Tensor& mask,
@@ -24,6 +26,15 @@ inline absl::Status ValidateHammingInputs(const char* op, const tensorflow::Tens
   if (words <= 0) {
     return tensorflow::errors::InvalidArgument(
         op, ": codes must have at least one 32-bit word, got Wc=", words);
+  }
+  // Largest k (hamming_large_k.h): k is an int32; B * k output slots.
+  const int64_t batch = query_codes.dim_size(0);
+  if (batch > 0 && *k > kHammingMaxOutputSlots / batch) {
+    return tensorflow::errors::InvalidArgument(
+        op, ": k=", *k, " with B=", batch, " queries needs B * k = ", batch * *k,
+        " output slots, above the limit of ", kHammingMaxOutputSlots,
+        " (2^31 slots, 16 GiB of scores + indices); the largest k for B=", batch, " is ",
+        kHammingMaxOutputSlots / batch);
   }
   if (item_codes.dim_size(1) != words) {
     return tensorflow::errors::InvalidArgument(

@@ -11,6 +11,11 @@ from linr_tf.ops import _library
 from linr_tf.ops.topk_ops import MaskedTopK
 
 HAMMING_OP_NAME = "LinrHammingTopK"
+# Largest k (custom_ops/quantization/hamming_large_k.h): k is an int32, and
+# B * k <= MAX_OUTPUT_SLOTS (the op says so with an InvalidArgumentError).
+# min(k, N) above 4096 (CPU) / 16384 (GPU) runs the counting path, same outputs.
+MAX_K = 2**31 - 1
+MAX_OUTPUT_SLOTS = 2**31
 
 
 def all_pass_mask(batch_size, num_items):
@@ -28,7 +33,8 @@ def hamming_top_k(query_codes, item_codes, mask, k, name=None) -> MaskedTopK:
     item_codes: int32 [N, Wc] packed codes of the same width.
     mask: int32 [B, ceil(N / 32)] pass bits (e.g. from `filter_mask`), or None
       to let every item pass.
-    k: int32 scalar > 0 (may exceed N).
+    k: int32 scalar > 0 (may exceed N), at most MAX_K, and B * k at most
+      MAX_OUTPUT_SLOTS.
     name: op name.
 
   Returns:
@@ -37,9 +43,13 @@ def hamming_top_k(query_codes, item_codes, mask, k, name=None) -> MaskedTopK:
     count[b] = min(k, passing items); padded slots hold -inf and -1.
 
   Raises:
-    tf.errors.InvalidArgumentError on k <= 0, code width mismatch or
-    inconsistent shapes.
+    tf.errors.InvalidArgumentError on k <= 0, k > MAX_K, B * k >
+    MAX_OUTPUT_SLOTS, code width mismatch or inconsistent shapes.
   """
+  if isinstance(k, int) and k > MAX_K:
+    raise tf.errors.InvalidArgumentError(
+        None, None, f"{HAMMING_OP_NAME}: k={k} is above the largest supported k "
+        f"{MAX_K} (int32 k and indices)")
   module = _library.load_library()
   with tf.name_scope(name or "hamming_top_k"):
     query_codes = tf.convert_to_tensor(query_codes, tf.int32, name="query_codes")
