@@ -285,7 +285,9 @@ class Validator:
     q, d = self.spec.embedding_shape
     want = f"[{q}, {d}] (Q = {q} lists of d = {d} numbers)"
     if not isinstance(values, list) or len(values) != q:
-      got = f"{len(values)} lists" if isinstance(values, list) else type(values).__name__
+      got = (f"a list of {len(values)} "
+             + ("lists" if all(isinstance(r, list) for r in values) else "values")
+             if isinstance(values, list) else type(values).__name__)
       raise BadEvent(f"item {item_id!r}: embedding must be {want}, got {got}")
     for j, row in enumerate(values):
       if not isinstance(row, list) or len(row) != d:
