@@ -131,10 +131,17 @@ def test_fit_clusters_and_cold_start(data, mode, tmp_path_factory):
   emb /= np.linalg.norm(emb, axis=1, keepdims=True)
   np.testing.assert_allclose(rows.mol_vectors.numpy()[n - 12:n, :2], content, atol=1e-6)
   np.testing.assert_allclose(rows.mol_vectors.numpy()[n - 12:n, 2], emb, atol=1e-6)
-  # Re-upserting a cold item is a replace, not a new slot.
+  # Re-upserting a cold item (a newer version) is a replace, not a new slot;
+  # the same version again is not applied (ItemIndex's version rule).
+  again = index.upsert_items(items["item_id"][cold][:1], {k: v[:1] for k, v in cold_feats.items()},
+                             schema.encode({"genre": items["genre"][cold][:1]}), versions=[1])
+  assert again.numpy().tolist() == [n - 12] and int(index.num_slots.numpy()) == n
+  assert index.snapshot().versions.numpy()[n - 12] == 1
+  before = index.snapshot().attributes.numpy()[n - 12].copy()
   index.upsert_items(items["item_id"][cold][:1], {k: v[:1] for k, v in cold_feats.items()},
-                     schema.encode({"genre": items["genre"][cold][:1]}))
-  assert int(index.num_slots.numpy()) == n
+                     np.zeros([1, 1], np.int32), versions=[1])
+  np.testing.assert_array_equal(index.snapshot().attributes.numpy()[n - 12], before)
+  assert before.tolist() != [1]
   del slots
   if mode == "fixed":
     check_export(index, model, items, tmp_path_factory.mktemp("mol_export"))
