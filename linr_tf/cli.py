@@ -118,6 +118,9 @@ def cmd_export():
   workdir = FLAGS.workdir or DEFAULT_WORKDIR
   model = training.restore(workdir)
   if FLAGS.portable:
+    if model.cfg.mol is not None:
+      raise ValueError("--portable does not support Mixture-of-Logits models (a `mol` "
+                       "config section) yet: export without --portable")
     from linr_tf import export_portable  # pylint: disable=g-import-not-at-top
     path = export_portable.export_portable(
         model, FLAGS.export_dir or os.path.join(workdir, "export_portable"))
