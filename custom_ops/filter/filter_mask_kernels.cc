@@ -2,7 +2,8 @@
 //
 // Items are processed in chunks of 2048 (64 output words) on TF's intra-op
 // thread pool. Identical programs of the batch are evaluated once and their
-// words copied. The fast path (AVX2) evaluates each program bit-sliced, 64
+// words copied. The fast path (AVX2, or AVX-512 where the CPU has it)
+// evaluates each program bit-sliced, 64
 // items at a time (filter_mask.h); the portable path ($LINR_CPU_ISA=portable
 // or no AVX2) calls EvalProgram per item. Both give the same bits.
 //
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "custom_ops/common/cpu_isa.h"
 #include "custom_ops/common/devices.h"
 #include "custom_ops/filter/filter_mask.h"
 #include "custom_ops/filter/filter_mask_kernels.h"
@@ -53,15 +55,12 @@ inline int64_t Popcount64(uint64_t x) {
   return static_cast<int64_t>((x * 0x0101010101010101ull) >> 56);
 }
 
-bool UseBitSliced() {
-  const char* env = std::getenv("LINR_CPU_ISA");
-  if (env != nullptr && std::strcmp(env, "portable") == 0) return false;
-#if LINR_FILTER_X86
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
+// The bit-sliced path's level (common/cpu_isa.h): kAvx512 (512-bit leaves),
+// kAvx2, or below (the portable per-item path; $LINR_CPU_ISA=portable or
+// popcnt, or a CPU without AVX2).
+int BitSlicedLevel() { return cpu_isa::Select(/*avx512_ok=*/true); }
+
+bool UseBitSliced() { return BitSlicedLevel() >= cpu_isa::kAvx2; }
 
 }  // namespace
 
@@ -140,6 +139,7 @@ struct FilterMaskFunctor<CPUDevice> {
       }
     }
     const bool bit_sliced = UseBitSliced();
+    const bool avx512 = BitSlicedLevel() >= cpu_isa::kAvx512;
     const int32_t* bits = a.item_bits;
     uint32_t* mask = reinterpret_cast<uint32_t*>(a.mask);
     const int64_t num_chunks = (num_items + kChunkItems - 1) / kChunkItems;
@@ -184,8 +184,11 @@ struct FilterMaskFunctor<CPUDevice> {
                 a.has_columns ? &leaves[u] : nullptr, num_items, first + j,
                 num_shared > 0 ? &shared : nullptr};
 #if LINR_FILTER_X86
-            uint64_t v = filter_mask::EvalBlock<filter_mask::Avx2Leaves>(
-                prog.data(), prog.size(), cols + j, stride, num_words, column_block);
+            uint64_t v = avx512
+                ? filter_mask::EvalBlock<filter_mask::Avx512Leaves>(
+                      prog.data(), prog.size(), cols + j, stride, num_words, column_block)
+                : filter_mask::EvalBlock<filter_mask::Avx2Leaves>(
+                      prog.data(), prog.size(), cols + j, stride, num_words, column_block);
 #else
             uint64_t v = filter_mask::EvalBlock<filter_mask::PortableLeaves>(
                 prog.data(), prog.size(), cols + j, stride, num_words, column_block);

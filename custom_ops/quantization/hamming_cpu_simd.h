@@ -8,16 +8,24 @@
 //   avx2      POPCNT for the distances (4 POPCNT/cycle on Zen 3 beats the
 //             vpshufb nibble-LUT method at these code widths; see below) and
 //             AVX2 for the threshold test, plus a vpshufb nibble-LUT
-//             (Mula) popcount for codes that are a multiple of 256 bits.
-// $LINR_CPU_ISA=portable forces the portable path (the convention of every
-// CPU kernel); otherwise the best path the CPU supports is
-// chosen once at run time.
+//             (Mula) popcount for codes that are a multiple of 256 bits;
+//   avx512    AVX-512 VPOPCNTDQ for the distances of codes of 64 to 1024 bits
+//             (2 to 32 words): 8 codes' 64-bit lanes counted per instruction
+//             and summed per code by a vpermt2q tree, gathered codes copied
+//             to a block of 8 first; an AVX-512BW threshold test; the
+//             8-queries-per-item pass of the AVX2 path (not exercised on a
+//             CPU without AVX-512: tests/ops/cpu_isa_test.py runs it where
+//             the CPU has it).
+// $LINR_CPU_ISA (common/cpu_isa.h) caps the path: portable, popcnt, avx2,
+// avx512; otherwise the best path the CPU supports is chosen at run time.
 #ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SIMD_H_
 #define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_CPU_SIMD_H_
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#include "custom_ops/common/cpu_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -29,24 +37,23 @@
 namespace linr {
 namespace hamming_cpu {
 
-enum class Isa { kPortable = 0, kPopcnt = 1, kAvx2 = 2 };
+enum class Isa { kPortable = 0, kPopcnt = 1, kAvx2 = 2, kAvx512 = 3 };
 
 inline const char* IsaName(Isa isa) {
-  return isa == Isa::kAvx2 ? "avx2" : isa == Isa::kPopcnt ? "popcnt" : "portable";
+  return isa == Isa::kAvx512 ? "avx512"
+         : isa == Isa::kAvx2 ? "avx2"
+         : isa == Isa::kPopcnt ? "popcnt" : "portable";
 }
 
-// $LINR_CPU_ISA = "portable" forces the portable code, "popcnt" caps at the
-// POPCNT path; else the best path the CPU supports.
+// $LINR_CPU_ISA caps the path ("portable", "popcnt", "avx2", "avx512");
+// else the best path the CPU supports (AVX-512 needs VPOPCNTDQ).
 inline Isa SelectIsa() {
-  const char* env = std::getenv("LINR_CPU_ISA");
-  if (env != nullptr && std::strcmp(env, "portable") == 0) return Isa::kPortable;
-#if LINR_HAMMING_X86
-  static const bool has_popcnt = __builtin_cpu_supports("popcnt");
-  static const bool has_avx2 = has_popcnt && __builtin_cpu_supports("avx2");
-  if (has_avx2 && !(env != nullptr && std::strcmp(env, "popcnt") == 0)) return Isa::kAvx2;
-  if (has_popcnt) return Isa::kPopcnt;
-#endif
-  return Isa::kPortable;
+  switch (cpu_isa::Select(/*avx512_ok=*/cpu_isa::HasAvx512Vpopcntdq())) {
+    case cpu_isa::kAvx512: return Isa::kAvx512;
+    case cpu_isa::kAvx2: return Isa::kAvx2;
+    case cpu_isa::kPopcnt: return Isa::kPopcnt;
+    default: return Isa::kPortable;
+  }
 }
 
 // Distances are uint16 (m <= 1024 < 2^15); slots past the end of a run are
@@ -211,6 +218,91 @@ LINR_HAMMING_AVX2 void DistancesMulaAvx2(const uint32_t* query, const uint32_t* 
     out[i] = static_cast<uint16_t>(CodeDistance<8 * kChunks>(query, codes + i * 8 * kChunks, 0));
   }
 }
+
+// ------------------------------------------------------- AVX-512 VPOPCNTDQ
+#define LINR_HAMMING_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,popcnt")))
+
+// Lane sums of adjacent 64-bit lanes of the 16 lanes (a, b):
+// out[m] = cat(a, b)[2m] + cat(a, b)[2m + 1].
+LINR_HAMMING_AVX512 inline __m512i PairSum64(__m512i a, __m512i b) {
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b),
+                          _mm512_permutex2var_epi64(a, odd, b));
+}
+
+// Distances of the 8 contiguous codes at `codes` (kWords in {2, 4, 8, 16,
+// 32}) against the query replicated in qv (kQRegs registers): the codes'
+// kWords / 2 lanes each lie in kWords / 2 registers, counted, then summed
+// per code by log2(kWords / 2) levels of PairSum64 (lane order = code order).
+template <int kWords>
+LINR_HAMMING_AVX512 inline void Distances8Avx512(const __m512i* qv, const uint32_t* codes,
+                                                 uint16_t* out) {
+  constexpr int kRegs = kWords / 2;  // registers per 8 codes
+  constexpr int kQRegs = kWords > 16 ? kWords / 16 : 1;
+  __m512i v[kRegs];
+  for (int r = 0; r < kRegs; ++r) {
+    v[r] = _mm512_popcnt_epi64(
+        _mm512_xor_si512(_mm512_loadu_si512(codes + 16 * r), qv[r % kQRegs]));
+  }
+  for (int width = kRegs; width > 1; width /= 2) {
+    for (int r = 0; r < width / 2; ++r) v[r] = PairSum64(v[2 * r], v[2 * r + 1]);
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi64_epi16(v[0]));
+}
+
+// The query repeated to fill kQRegs 512-bit registers.
+template <int kWords>
+LINR_HAMMING_AVX512 inline void ReplicateQuery(const uint32_t* query, __m512i* qv) {
+  alignas(64) uint32_t rep[kWords > 16 ? kWords : 16];
+  const int total = kWords > 16 ? kWords : 16;
+  for (int i = 0; i < total; ++i) rep[i] = query[i % kWords];
+  for (int r = 0; r < total / 16; ++r) qv[r] = _mm512_load_si512(rep + 16 * r);
+}
+
+template <int kWords>
+LINR_HAMMING_AVX512 void DistancesAvx512(const uint32_t* query, const uint32_t* codes,
+                                         int64_t words, int64_t n, uint16_t* out) {
+  __m512i qv[kWords > 16 ? kWords / 16 : 1];
+  ReplicateQuery<kWords>(query, qv);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) Distances8Avx512<kWords>(qv, codes + i * kWords, out + i);
+  for (; i < n; ++i) {
+    out[i] = static_cast<uint16_t>(CodeDistance<kWords>(query, codes + i * kWords, kWords));
+  }
+}
+
+template <int kWords>
+LINR_HAMMING_AVX512 void DistancesAtAvx512(const uint32_t* query, const uint32_t* codes,
+                                           int64_t words, const int32_t* index, int64_t n,
+                                           uint16_t* out) {
+  __m512i qv[kWords > 16 ? kWords / 16 : 1];
+  ReplicateQuery<kWords>(query, qv);
+  alignas(64) uint32_t buf[8 * kWords];
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int r = 0; r < 8; ++r) {
+      std::memcpy(buf + r * kWords, codes + static_cast<int64_t>(index[j + r]) * kWords,
+                  4 * kWords);
+    }
+    Distances8Avx512<kWords>(qv, buf, out + j);
+  }
+  for (; j < n; ++j) {
+    out[j] = static_cast<uint16_t>(
+        CodeDistance<kWords>(query, codes + static_cast<int64_t>(index[j]) * kWords, kWords));
+  }
+}
+
+// Threshold test, 32 distances per compare (AVX-512BW).
+LINR_HAMMING_AVX512 inline void AdmitAvx512(const uint16_t* dist, int64_t num_words, int limit,
+                                            uint32_t* admit) {
+  const __m512i lim = _mm512_set1_epi16(static_cast<int16_t>(limit));
+  for (int64_t w = 0; w < num_words; ++w) {
+    const __m512i d = _mm512_loadu_si512(dist + 32 * w);
+    admit[w] = static_cast<uint32_t>(_mm512_cmplt_epi16_mask(d, lim));
+  }
+}
 #endif  // LINR_HAMMING_X86
 
 // ------------------------------------------------- AVX2, 8 queries per item
@@ -306,9 +398,25 @@ struct Kernels {
   Block8Fn block8;             // 8 queries per item pass (nullptr: none)
 };
 
+// Widths with an AVX-512 distance loop.
+constexpr bool HasAvx512Width(int words) {
+  return words == 2 || words == 4 || words == 8 || words == 16 || words == 32;
+}
+
 template <int kWords>
 Kernels KernelsFor(Isa isa) {
 #if LINR_HAMMING_X86
+  if (isa == Isa::kAvx512) {
+    Block8Fn block8 = &Block8Avx2<kWords>;
+    if (std::getenv("LINR_HAMMING_NO_BLOCK8") != nullptr) block8 = nullptr;
+    if (HasAvx512Width(kWords)) {
+      return Kernels{isa, &DistancesAvx512<HasAvx512Width(kWords) ? kWords : 2>,
+                     &DistancesAtAvx512<HasAvx512Width(kWords) ? kWords : 2>, &AdmitAvx512,
+                     block8};
+    }
+    return Kernels{isa, &DistancesPopcnt<kWords>, &DistancesAtPopcnt<kWords>, &AdmitAvx512,
+                   block8};
+  }
   if (isa == Isa::kAvx2) {
     DistancesFn dense = &DistancesPopcnt<kWords>;
     if (std::getenv("LINR_HAMMING_MULA") != nullptr) {
