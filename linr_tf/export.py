@@ -37,6 +37,12 @@ float32 [B, dim], `filter`, `k`) for query vectors computed elsewhere, and,
 for an index with 1-bit codes, `retrieve_codes` (`query_codes` int32 [B, m/32],
 `code_fingerprint` int64 = `SignOPORP.fingerprint` of the encoder, `filter`,
 `k`; scores are matching bits, no rerank).
+
+A Mixture-of-Logits model (a `mol` config section, `linr_tf.mol`) exports
+the same signatures with [P, dim] queries (`query_embedding` [B, P, dim])
+and [Q, dim] items (`embedding` [B, Q, dim]); with item clusters
+`upsert_embeddings` also takes `cluster_id` (int32 [B], in [0, clusters)),
+and `upsert_items` gives a cold item its nearest cluster in-graph.
 """
 
 import os

@@ -13,6 +13,9 @@ embedding width, unknown attribute values) so that a bad batch is rejected
 with a ValueError naming the problem before anything is applied
 (`linr_tf/index/checks.py`); the model checks again in-graph. Writes and
 snapshots are serialized by a lock, so a snapshot always covers whole batches.
+A Mixture-of-Logits model (`cfg.mol`) takes [n, Q, dim] rows and cluster ids
+in `upsert_embeddings` (`embedding_shape`, `num_clusters`; `mol_items()`
+reads them back) and [B, P, dim] queries in `search_embeddings`.
 """
 
 import json

@@ -3,10 +3,12 @@
     from linr_tf.mol import MixtureOfLogits, MoLRetrievalModel, MoLIndex, kmeans
 
 See `layer.py` (the scorer), `clusters.py` (k-means, cluster embeddings),
-`model.py` (towers + TFRS training), `index.py` (rows, atomic upserts,
-search through `linr_tf.search.mol.MoLSearch`), `config.py` (the `mol`
-config section). Names load lazily: `linr_tf.config` imports `mol.config`
-before the towers exist.
+`model.py` (towers + TFRS training; as the product model, a `RetrievalModel`
+with the MoL `ItemIndex`), `index.py` (a features-in front end over that
+`ItemIndex`), `checks.py` (numpy checks of [Q, d] rows and cluster ids),
+`config.py` (the `mol` config section). A config with a `mol` section goes
+through `linr_tf train / export / query` like any other (README). Names load
+lazily: `linr_tf.config` imports `mol.config` before the towers exist.
 """
 
 import importlib
