@@ -30,12 +30,14 @@ linr_tf.quantization.SignOPORP). For query b, item i is eligible when bit
 i % 32 of mask[b, i / 32] is set (see LinrFilterMask). Eligible items are
 scored with m - popcount(query_codes[b] XOR item_codes[i]) and the k best are
 returned, ordered by score descending, ties by smaller index. The [B, N] score
-matrix is never materialised.
+matrix is never materialised. Very large k (min(k, N) > 4096 on the CPU,
+> 16384 on the GPU) is selected by counting (a score histogram, the threshold
+score, a stable scatter to the output slots) with the same outputs.
 
 query_codes: [B, Wc] int32 packed query codes.
 item_codes: [N, Wc] int32 packed item codes.
 mask: [B, M] int32 pass bits, M = ceil(N / 32); bits past N are ignored.
-k: scalar > 0; may exceed N.
+k: scalar > 0; may exceed N; B * k <= 2^31 output slots.
 scores: [B, k] matching-bit counts (float32), -inf in padded slots.
 indices: [B, k] item indices, -1 in padded slots.
 count: [B] number of valid (non-padded) results, min(k, eligible items).
