@@ -11,21 +11,25 @@
 //           score with (items scoring >= t) >= count; above[s] = items scoring
 //           > s; the base of (shard, s) = above[s] + items scoring s in
 //           earlier shards;
-//   pass 2  every shard recomputes its distances (hamming_cpu_simd.h
-//           kernels, SIMD threshold test: only items scoring >= t are
-//           visited) and writes each such item, in index order, to slot
-//           base[s]++ of its score s, if that slot is < count (which takes the
-//           items scoring t by smaller index up to the quota).
+//   pass 2  every shard walks its items again, in index order, and writes
+//           each passing item scoring s >= t to slot base[s]++, if that slot
+//           is < count (which takes the items scoring t by smaller index up
+//           to the quota). The scores come from a byte per item kept by pass
+//           1 (when 32 * Wc < 255 and B * N <= 256 MiB), else from the
+//           distances recomputed (hamming_cpu_simd.h kernels, SIMD threshold
+//           test: only items scoring >= t are visited).
 // The result is the op's total order (score descending, ties by smaller
 // index: select/ordering.h) with no sort; equal to the buffer path and to the
 // CUDA counting kernel (hamming_large_k_gpu.cu.h) bit for bit. Memory beyond
-// the outputs: shards * B * (32 * Wc + 1) counters.
+// the outputs: shards * B * (32 * Wc + 1) counters and the B * N score bytes.
 #ifndef LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_LARGE_K_CPU_H_
 #define LINR_CUSTOM_OPS_QUANTIZATION_HAMMING_LARGE_K_CPU_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "custom_ops/quantization/hamming_common.h"
@@ -44,6 +48,10 @@ struct CountingArgs {
   const uint32_t* mask;
   int64_t batch, words, num_items, num_words, k;
 };
+
+// Pass 1 keeps one byte of score per (query, item) for pass 2 up to this size.
+constexpr int64_t kScoreCacheMaxBytes = int64_t{1} << 28;
+constexpr uint8_t kNotPassing = 0xFF;  // scores are <= 32 * Wc <= 224 when cached
 
 namespace counting_internal {
 
@@ -68,11 +76,10 @@ inline void VisitTile(const Kernels& kern, const CountingArgs& a, int64_t q, int
   if (4 * passing >= n_tile) {
     kern.distances(query, a.codes + first * a.words, a.words, n_tile, dist);
     for (int64_t i = n_tile; i < nt * 32; ++i) dist[i] = kPadDistance;
-    // dist < limit  <=>  score > min_score - 1.
-    const int limit = bits_total - std::max(min_score, 0) + 1;
-    kern.admit(dist, nt, limit, admit);
+    // dist < limit  <=>  score > min_score - 1 (min_score <= 0: all pass).
+    if (min_score > 0) kern.admit(dist, nt, bits_total - min_score + 1, admit);
     for (int64_t w = 0; w < nt; ++w) {
-      uint32_t bits = admit[w] & pass[w];
+      uint32_t bits = min_score > 0 ? admit[w] & pass[w] : pass[w];
       while (bits != 0) {
         const int i = static_cast<int>(w * 32) + __builtin_ctz(bits);
         bits &= bits - 1;
@@ -117,6 +124,11 @@ void CountingTopK(const Kernels& kern, const CountingArgs& a, const TopKOutputs&
   // counts[(shard * batch + q) * bins + score]; after the selection step the
   // base slot of (shard, q, score) for scores >= threshold[q].
   std::vector<int64_t> counts(shards * batch * bins, 0);
+  // Scores of pass 1 kept for pass 2 (one byte an item, kNotPassing for
+  // items that do not pass) when they fit in a byte and B * N bytes in
+  // kScoreCacheMaxBytes; else pass 2 recomputes the distances.
+  const bool cached = bins <= 255 && batch * a.num_items <= kScoreCacheMaxBytes;
+  std::unique_ptr<uint8_t[]> cache(cached ? new uint8_t[batch * a.num_items] : nullptr);
   auto for_shard_tiles = [&](int64_t shard, auto&& per_tile) {
     const int64_t w_begin = std::min(a.num_words, shard * words_per_shard);
     const int64_t w_end = std::min(a.num_words, w_begin + words_per_shard);
@@ -129,17 +141,37 @@ void CountingTopK(const Kernels& kern, const CountingArgs& a, const TopKOutputs&
     }
   };
 
-  // Pass 1: histograms.
+  // Pass 1: histograms (four interleaved copies per query, so that runs of
+  // equal scores do not serialise on one counter).
   parallel_for(shards, shard_cost, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> h4(4 * bins);
     for (int64_t s = begin; s < end; ++s) {
-      for_shard_tiles(s, [&](int64_t t, int64_t nt, uint16_t* dist, uint32_t* pass,
-                             uint32_t* admit, int32_t* index) {
-        for (int64_t q = 0; q < batch; ++q) {
-          int64_t* hist = counts.data() + (s * batch + q) * bins;
-          counting_internal::VisitTile(kern, a, q, t, nt, /*min_score=*/0, dist, pass, admit,
-                                       index, [hist](int64_t, int score) { ++hist[score]; });
+      for (int64_t q = 0; q < batch; ++q) {
+        std::fill(h4.begin(), h4.end(), 0);
+        int64_t* h = h4.data();
+        uint8_t* row = cached ? cache.get() + q * a.num_items : nullptr;
+        for_shard_tiles(s, [&](int64_t t, int64_t nt, uint16_t* dist, uint32_t* pass,
+                               uint32_t* admit, int32_t* index) {
+          if (row != nullptr) {
+            const int64_t first = t * 32;
+            std::memset(row + first, kNotPassing, std::min(a.num_items, (t + nt) * 32) - first);
+            counting_internal::VisitTile(kern, a, q, t, nt, /*min_score=*/0, dist, pass, admit,
+                                         index, [h, row, bins](int64_t item, int score) {
+                                           ++h[(item & 3) * bins + score];
+                                           row[item] = static_cast<uint8_t>(score);
+                                         });
+          } else {
+            counting_internal::VisitTile(kern, a, q, t, nt, /*min_score=*/0, dist, pass, admit,
+                                         index, [h, bins](int64_t item, int score) {
+                                           ++h[(item & 3) * bins + score];
+                                         });
+          }
+        });
+        int64_t* hist = counts.data() + (s * batch + q) * bins;
+        for (int64_t b = 0; b < bins; ++b) {
+          hist[b] = h[b] + h[bins + b] + h[2 * bins + b] + h[3 * bins + b];
         }
-      });
+      }
     }
   });
 
@@ -178,7 +210,30 @@ void CountingTopK(const Kernels& kern, const CountingArgs& a, const TopKOutputs&
 
   // Pass 2: scatter to the final slots.
   parallel_for(shards, shard_cost, [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
+    for (int64_t s = begin; s < end && cached; ++s) {
+      const int64_t i_begin = std::min(a.num_items, s * words_per_shard * 32);
+      const int64_t i_end = std::min(a.num_items, i_begin + words_per_shard * 32);
+      for (int64_t q = 0; q < batch; ++q) {
+        if (selected[q] == 0) continue;
+        int64_t* slot = counts.data() + (s * batch + q) * bins;
+        const uint8_t* row = cache.get() + q * a.num_items;
+        const int64_t limit = selected[q];
+        const int t = threshold[q];
+        float* scores = out.scores + q * k;
+        int32_t* idx = out.idx + q * k;
+        for (int64_t i = i_begin; i < i_end; ++i) {
+          const int c = row[i];
+          if (c >= t && c != kNotPassing) {
+            const int64_t pos = slot[c]++;
+            if (pos < limit) {
+              scores[pos] = static_cast<float>(c);
+              idx[pos] = static_cast<int32_t>(i);
+            }
+          }
+        }
+      }
+    }
+    for (int64_t s = begin; s < end && !cached; ++s) {
       for_shard_tiles(s, [&](int64_t t, int64_t nt, uint16_t* dist, uint32_t* pass,
                              uint32_t* admit, int32_t* index) {
         for (int64_t q = 0; q < batch; ++q) {

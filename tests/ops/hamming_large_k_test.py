@@ -96,7 +96,7 @@ def path(monkeypatch):
 
 
 # --------------------------------------------------------------------- tests
-@pytest.mark.parametrize("words", [1, 2, 4])
+@pytest.mark.parametrize("words", [1, 2, 4, 8])   # 8: scores recomputed, not cached
 @pytest.mark.parametrize("b_size", [1, 3])
 @pytest.mark.parametrize("ties", [False, True])
 def test_large_k_matches_numpy(words, b_size, ties, path):
