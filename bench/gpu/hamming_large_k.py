@@ -25,10 +25,13 @@ Loads liblinr_cuda.so (custom_ops/cuda/build.sh) through ctypes and drives
 
   python3 bench/gpu/hamming_large_k.py --lib build/liblinr_cuda.so --out $OUT \
       [--quick] [--correctness-only] [--merge-into bench/results/gpu_hamming.json]
+  python3 bench/gpu/large_k_merge.py --from $OUT/hamming_large_k.json --into bench/results/gpu_hamming.json
 
 Writes $OUT/hamming_large_k.json (+ .log) and prints the summary JSON;
 --merge-into sets summary.top50m_1b_64bit_ms (and a `large_k` section) in an
-existing results file (gpu_hamming.json), keeping everything else.
+existing results file (gpu_hamming.json), keeping everything else, when the
+correctness suite passed; bench/gpu/large_k_merge.py does the same later from
+the written JSON (no GPU needed).
 """
 import json
 import os
@@ -40,6 +43,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEV, I32, I64, SZ, VP, arg_parser, copy_bandwidth, load_lib, log,  # noqa: E402
                     read_bandwidth, stream, timeit_stats, workspace, write_results)
+from large_k_merge import merge_into  # noqa: E402
 
 I32_MIN, I32_MAX = -2**31, 2**31 - 1
 TOPK_ARGS = [VP, VP, VP, I64, I64, I64, I64, VP, SZ, VP, VP, VP, VP]
@@ -398,22 +402,6 @@ def summary_of(rows, quick):
             "top50m_1b_64bit_10pct_ms": pick("10pct")}
 
 
-def merge_into(path, res):
-    """Sets summary.top50m_1b_64bit_ms and the `large_k` section of `path`."""
-    with open(path) as f:
-        target = json.load(f)
-    summary = target.setdefault("summary", {})
-    for key in ("b64_1b_full_ms", "b64_1b_10pct_ms"):
-        summary.setdefault(key, None)
-    summary["top50m_1b_64bit_ms"] = res["summary"]["top50m_1b_64bit_ms"]
-    target["large_k"] = {key: res[key] for key in
-                         ("device", "torch", "summary", "rows", "crossover", "bandwidth",
-                          "correctness_pass", "correctness_total", "note")}
-    with open(path, "w") as f:
-        json.dump(target, f, indent=1)
-    log(f"merged summary.top50m_1b_64bit_ms = {summary['top50m_1b_64bit_ms']} into {path}")
-
-
 def main():
     ap = arg_parser(budget=600.0)
     ap.add_argument("--merge-into", default=None,
@@ -445,10 +433,11 @@ def main():
     res["summary"] = summary_of(rows, args.quick)
     write_results(args.out, "hamming_large_k.json", res, "hamming_large_k.log")
     if args.merge_into:
-        if ok != len(corr):
-            log("correctness failures: not merging")
-        else:
-            merge_into(args.merge_into, res)
+        try:
+            ms = merge_into(args.merge_into, res)
+            log(f"merged summary.top50m_1b_64bit_ms = {ms} into {args.merge_into}")
+        except (OSError, ValueError) as e:
+            log(f"not merged: {e}")
     print(json.dumps(dict(summary=res["summary"], correctness=f"{ok}/{len(corr)}", rows=rows,
                           crossover=cross), indent=1))
 
