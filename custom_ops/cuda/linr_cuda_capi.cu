@@ -116,4 +116,43 @@ int linr_hamming_topk_large_k(const int32_t* query_codes, const int32_t* item_co
       scores, indices, count, static_cast<cudaStream_t>(stream)));
 }
 
+// linr_hamming_topk's buffer path (k <= 16384) with the scan kernel forced:
+// variant 0 = auto (env LINR_HAMMING_MMA = b1 / i8 / off, else b1), 1 = CUDA-core
+// kernels, 2 = b1 and.popc tensor cores, 3 = int8 tensor cores (tensor cores only
+// for B >= 8 and Wc in {2, 4, 8}; else the CUDA-core kernels). Same results
+// whatever the variant.
+int linr_hamming_topk_variant(const int32_t* query_codes, const int32_t* item_codes,
+                              const int32_t* mask, int64_t batch, int64_t num_items,
+                              int64_t words, int64_t k, void* workspace, size_t workspace_bytes,
+                              float* scores, int32_t* indices, int32_t* count, void* stream,
+                              int variant) {
+  return static_cast<int>(linr::hamming_gpu::LaunchHammingTopK(
+      query_codes, item_codes, mask, batch, num_items, words, k, workspace, workspace_bytes,
+      scores, indices, count, static_cast<cudaStream_t>(stream), variant));
+}
+
+// The scan kernel linr_hamming_topk_variant runs for (variant, B, words), codes aligned.
+int linr_hamming_mma_variant(int variant, int64_t batch, int64_t words) {
+  const int wc = (words == 2 || words == 4 || words == 8) ? static_cast<int>(words) : 0;
+  return linr::hamming_gpu::ResolveMmaVariant(variant, batch, wc);
+}
+
+// Peak of a variant's tensor-core instruction (2 = b1 m16n8k128 and.popc, 3 =
+// s8.u8 m16n8k32): blocks x threads threads, each warp iters x 8 independent
+// mma.sync in registers; sink int32 [blocks * threads].
+int linr_hamming_mma_peak(int variant, int blocks, int threads, int iters, int32_t* sink,
+                          void* stream) {
+  return static_cast<int>(linr::hamming_gpu::LaunchMmaPeak(
+      variant, blocks, threads, iters, sink, static_cast<cudaStream_t>(stream)));
+}
+
+// mma.sync the tensor-core scan issues per 8-item tile and block (mt m-tiles of
+// 16 queries in use), and its queries per block.
+int64_t linr_hamming_mma_per_tile(int variant, int words, int mt) {
+  return linr::hamming_gpu::MmaPerTile(variant, words, mt);
+}
+int linr_hamming_mma_group(int variant, int words) {
+  return linr::hamming_gpu::MmaGroup(variant, words);
+}
+
 }  // extern "C"
