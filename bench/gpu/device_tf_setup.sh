@@ -13,14 +13,16 @@ if [[ -d "$_extra" && ! -f /tmp/site/.linr_tf_extra ]]; then
     _mod="$(python3 - "$_pkg" <<'PY'
 import sys
 names = {"tf_keras": "tf_keras", "tensorflow_serving_api": "tensorflow_serving",
-         "grpcio": "grpc", "attrs": "attr", "aiohappyeyeballs": "aiohappyeyeballs"}
+         "grpcio": "grpc", "attrs": "attr", "aiohappyeyeballs": "aiohappyeyeballs",
+         "faiss_cpu": "faiss"}
 print(names.get(sys.argv[1], sys.argv[1].lower()))
 PY
 )"
     python3 -c "import $_mod" 2>/dev/null || _missing+=("$_w")
   done
   if (( ${#_missing[@]} )); then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "${_missing[@]}"
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "${_missing[@]}" \
+      || echo "device_tf_setup: some wheels of .tfw/extra did not install" >&2
   fi
   touch /tmp/site/.linr_tf_extra
 fi

@@ -14,4 +14,10 @@ mkdir -p .tfw/extra
 $pip download -q --no-deps --python-version 3.12 --only-binary=:all: \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
   -d .tfw/extra $pins
+# Anchors of bench/cpu_avx512.py (optional: the bench runs without them and
+# says so): FAISS (pinned faiss-cpu, cp312 manylinux wheel) and TFRS.
+$pip download -q --no-deps --python-version 3.12 --only-binary=:all: \
+  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+  -d .tfw/extra faiss-cpu==1.15.1 tensorflow-recommenders==0.7.7 \
+  || echo "prepare_extra: faiss-cpu / tensorflow-recommenders wheels not downloaded (bench/cpu_avx512.py runs without them)" >&2
 ls .tfw/extra

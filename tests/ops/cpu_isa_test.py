@@ -6,7 +6,9 @@ LinrMaskedTopK / LinrPrefilterTopK (fp32, fp16, bf16), LinrHammingTopK
 every call, common/cpu_isa.h) and must equal the portable path bit for bit
 and an independent numpy reference (float64 / brute force). Paths the CPU
 lacks are skipped with the reason (e.g. AVX-512 on Zen 3); where the CPU has
-them (Zen 4, Sapphire Rapids) they run.
+them (Zen 4, Sapphire Rapids) they run. Ops are pinned to /CPU:0, so on the
+GPU machine (GPU build of the library) this still tests the CPU kernels:
+  source bench/gpu/device_tf_setup.sh && python3 -m pytest tests/ops/cpu_isa_test.py -q --noconftest
 """
 
 import contextlib
@@ -131,7 +133,8 @@ def topk_case(seed, b_size, n, d, rate, integer_valued):
 
 
 def run_topk(strategy, queries, items, mask, k):
-  s, i, c = TOP_K_OPS[strategy](queries, items, mask, k)
+  with tf.device("/CPU:0"):  # the CPU kernels, also on a machine with a GPU
+    s, i, c = TOP_K_OPS[strategy](queries, items, mask, k)
   return s.numpy(), i.numpy(), c.numpy()
 
 
@@ -199,7 +202,8 @@ def matching_bits_np(query_codes, item_codes):
 
 
 def run_hamming(query_codes, item_codes, mask, k):
-  s, i, c = ops.hamming_top_k(query_codes, item_codes, mask, k)
+  with tf.device("/CPU:0"):
+    s, i, c = ops.hamming_top_k(query_codes, item_codes, mask, k)
   return s.numpy(), i.numpy(), c.numpy()
 
 
@@ -284,9 +288,9 @@ def test_filter_mask_paths_bit_identical(isa, num_words):
   program = np.zeros((len(programs), length, 2 + num_words), np.int32)
   for b, rows in enumerate(programs):
     program[b, :len(rows)] = rows
-  with cpu_isa("portable"):
+  with cpu_isa("portable"), tf.device("/CPU:0"):
     want = [t.numpy() for t in ops.filter_mask(packed.view(np.int32), program)]
-  with cpu_isa(isa):
+  with cpu_isa(isa), tf.device("/CPU:0"):
     got = [t.numpy() for t in ops.filter_mask(packed.view(np.int32), program)]
   for g, w in zip(got, want):
     np.testing.assert_array_equal(g, w)
