@@ -206,6 +206,16 @@ def correctness(lib):
                                                 torch.ones(1, n, dtype=torch.bool, device=DEV), 2000)
     results["all pass B=64 k=4096"] = check_case(lib, "fp16 B=64 all pass k=4096", q, items,
                                                  torch.ones(64, n, dtype=torch.bool, device=DEV), 4096)
+    results["B=256 all pass k=100"] = check_case(lib, "fp16 B=256 (four groups in a block) mixed k=100",
+                                                 rnd(256, 128), items, rmask(256, n, (rates * 5)[:256]), 100)
+    results["B=300 (two blocks)"] = check_case(lib, "fp16 B=300 (two block rows) 20% k=40",
+                                               rnd(300, 128), items[:30011], rmask(300, 30011, [0.2] * 300), 40)
+    it256 = rnd(20_000, 256, dtype=torch.float16)
+    results["fp16 d=256 B=70"] = check_case(lib, "fp16 d=256 (tensor cores) B=70 mixed k=100", rnd(70, 256),
+                                            it256, rmask(70, 20_000, rates[:70] if len(rates) >= 70 else (rates * 2)[:70]), 100)
+    it512 = rnd(10_000, 512, dtype=torch.float16)
+    results["fp16 d=512 B=16"] = check_case(lib, "fp16 d=512 (CUDA-core path) B=16 k=30", rnd(16, 512),
+                                            it512, rmask(16, 10_000, [0.5] * 16), 30)
     results["B=70 (2 groups)"] = check_case(lib, "fp16 B=70 (two query groups) 30% k=50",
                                             rnd(70, 128), items, rmask(70, n, [0.3] * 70), 50)
     # Exact ties + NaN rows: small integers, every sum exact in fp32.
@@ -306,8 +316,19 @@ def programs_for(rate, b_count):
     return make_program(rows, 1)
 
 
+def tensor_core_peak():
+    """fp16 GEMM throughput of cuBLAS (8192^3, fp32 accumulate) in this run, FLOP/s."""
+    a = torch.randn(8192, 8192, device=DEV, dtype=torch.float16)
+    b = torch.randn(8192, 8192, device=DEV, dtype=torch.float16)
+    ms = timeit(lambda: a @ b, 3, 10)
+    del a, b
+    return 2 * 8192 ** 3 / (ms / 1e3)
+
+
 def bench(lib, sizes, out_rows, budget_s, t0):
     d = 128
+    peak = tensor_core_peak()
+    log(f"  tensor cores: cuBLAS fp16 GEMM {peak/1e12:.0f} TFLOP/s (the tensor-core floor uses it)")
     for n, ks in sizes:
         log(f"== benchmark N={n:,} x {d} fp16 ==")
         torch.cuda.empty_cache()
@@ -323,7 +344,7 @@ def bench(lib, sizes, out_rows, budget_s, t0):
         log(f"  bandwidth: D2D copy {copy_bw/1e12:.2f} TB/s (read+write), fp16 sum read {read_bw/1e12:.2f} TB/s -> floor uses {bw/1e12:.2f} TB/s")
         reps = 5 if n >= 50_000_000 else 10
         for rate in (1.0, 0.1, 0.01, 0.001):
-            for b in (1, 64):
+            for b in (1, 16, 64, 256):
                 if time.time() - t0 > budget_s:
                     log("  time budget reached; stopping grid")
                     return
@@ -337,11 +358,17 @@ def bench(lib, sizes, out_rows, budget_s, t0):
                 union_rows = int(torch.bitwise_and(union.view(-1, 1).to(torch.int64) >> torch.arange(32, device=DEV), 1).sum())
                 del union
                 floor_bytes = n * 4 + union_rows * d * 2
-                floor_ms = floor_bytes / bw * 1e3
+                hbm_floor_ms = floor_bytes / bw * 1e3
+                # Tensor-core floor: every (passing row, query) pair of the
+                # rows read once, as one GEMM at cuBLAS's rate.
+                tc_floor_ms = 2.0 * union_rows * b * d / peak * 1e3
+                floor_ms = max(hbm_floor_ms, tc_floor_ms)
                 t_mask = timeit(lambda: lib.filter_mask(bits, prog), 2, reps)
                 for k in ks:
                     row = dict(N=n, B=b, K=k, pass_rate=rate, passing_mean=float(cnt.float().mean()),
-                               union_rows=union_rows, floor_ms=floor_ms, filter_mask_ms=t_mask)
+                               union_rows=union_rows, floor_ms=floor_ms, hbm_floor_ms=hbm_floor_ms,
+                               tc_floor_ms=tc_floor_ms, tc_peak_tflops=peak / 1e12,
+                               device=torch.cuda.get_device_name(), filter_mask_ms=t_mask)
                     for name, st in (("mask", 0), ("prefilter", 1)):
                         row[f"{name}_ms"] = timeit(lambda: (lib.filter_mask(bits, prog),
                                                             lib.topk(q, items, mask, k, st)), 2, reps)
@@ -379,6 +406,9 @@ def bench(lib, sizes, out_rows, budget_s, t0):
                     del passes
                     torch.cuda.empty_cache()
                     best = min(row["mask_ms"], row["prefilter_ms"])
+                    anchors = [x for x in (row["anchor_matmul_ms"], row["anchor_nonzero_ms"]) if x]
+                    row["best_anchor_ms"] = min(anchors) if anchors else None
+                    row["vs_best_anchor"] = best / row["best_anchor_ms"] if anchors else None
                     row["best_ms"] = best
                     row["best_vs_floor"] = best / floor_ms
                     out_rows.append(row)
@@ -406,9 +436,20 @@ def main():
         + (f"; top-k bit-identical to {args.compare_lib} checked" if args.compare_lib else ""))
     rows = []
     if not args.correctness_only:
-        sizes = [(1_000_000, [100])] if args.quick else [(10_000_000, [100]), (100_000_000, [100, 2000])]
+        sizes = [(1_000_000, [100])] if args.quick else [(10_000_000, [100, 4096]), (100_000_000, [100, 4096])]
         bench(lib, sizes, rows, args.budget, t0)
     res = dict(device=name, correctness=corr, rows=rows, seconds=time.time() - t0)
+    big = [r for r in rows if r["N"] == 100_000_000 and r["K"] == 100]
+    full64 = [r["best_ms"] for r in big if r["B"] == 64 and r["pass_rate"] == 1.0]
+    le64 = [r["best_vs_floor"] for r in rows if r["B"] <= 64]
+    res["summary"] = dict(
+        fp16_100m_b64_full_ms=full64[0] if full64 else None,
+        fp16_worst_ratio_to_floor_b_le_64=max(le64) if le64 else None,
+        fp16_worst_ratio_to_floor_all=max([r["best_vs_floor"] for r in rows]) if rows else None,
+        slower_than_best_anchor=[dict(N=r["N"], B=r["B"], K=r["K"], pass_rate=r["pass_rate"],
+                                      ratio=r["vs_best_anchor"]) for r in rows
+                                 if r.get("vs_best_anchor") and r["vs_best_anchor"] > 1.0],
+        device=name)
     write_results(args.out, "gpu_prefilter.json", res, "harness.log")
     if rows:
         try:

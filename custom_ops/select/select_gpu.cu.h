@@ -380,12 +380,15 @@ inline cudaError_t LaunchFillEmpty(int64_t batch, int64_t k_out, const TopKOutpu
 
 // Streams `units` 32-row units in segments, `scan(begin, end)` launching the
 // caller's scan of units [begin, end) on `stream` (returns its cudaError_t),
-// each followed by a prune; the last prune writes the outputs. 1 <= k_eff <=
+// each followed by a prune; the last prune writes the outputs. The first
+// segment has min(first_rows, cap) rows (cap when first_rows is 0); segments
+// grow by at most `max_growth` when it is > 0. 1 <= k_eff <=
 // kMaxK; k_out >= k_eff columns. Reruns in safe mode on overflow (see top).
 template <typename Count, typename Codec, typename ScanFn>
 cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int64_t units,
                                int64_t k_eff, int64_t k_out, const TopKOutputs& out,
-                               cudaStream_t stream, ScanFn&& scan) {
+                               cudaStream_t stream, ScanFn&& scan, int64_t first_rows = 0,
+                               int64_t max_growth = 0) {
   int64_t p = 1;
   while (p < k_eff) p <<= 1;
   const size_t sort_smem = sizeof(uint64_t) * static_cast<size_t>(p);
@@ -400,13 +403,20 @@ cudaError_t RunSegmentedSelect(const SelectState<Count>& st, int64_t batch, int6
     cudaMemsetAsync(st.flags, 0, sizeof(int32_t) * 4, stream);
     // In units: the first segment (cap rows) cannot overflow an empty buffer;
     // a safe segment adds at most cap - k rows to k survivors.
-    const int64_t first = std::max<int64_t>(1, st.cap / 32);
+    // `first_rows` (<= cap, default cap) shortens it: a scorer whose
+    // admissions cost more than an append (exact rescoring) admits every row
+    // of the first segment, whose threshold is the smallest key.
+    const int64_t first_cap = first_rows > 0 ? std::min<int64_t>(first_rows, st.cap) : st.cap;
+    const int64_t first = std::max<int64_t>(1, first_cap / 32);
     const int64_t safe_seg = std::max<int64_t>(1, (st.cap - k_eff) / 32);
     // The threshold is fixed during a segment (the k-th best of the E rows
     // before it), so for rows in random order a segment of L rows admits about
     // L k / E keys: L = E (cap - k) / 2k fills half the free room. (Measured:
     // a geometric schedule overflowed at 100M rows and fell back to safe mode.)
-    const int64_t growth = std::max<int64_t>(2, (st.cap - k_eff) / (2 * k_eff));
+    // `max_growth` (> 0) caps the growth: shorter segments admit fewer pairs
+    // (about k * growth per segment) at the price of more prunes.
+    int64_t growth = std::max<int64_t>(2, (st.cap - k_eff) / (2 * k_eff));
+    if (max_growth > 0) growth = std::max<int64_t>(2, std::min(growth, max_growth));
     int64_t begin = 0, seg = first;
     while (begin < units) {
       const int64_t end = std::min(units, begin + seg);
