@@ -621,8 +621,37 @@ def summary(rows):
     return out
 
 
+def merge_into(path, res):
+    """Merges this run into an existing gpu_hamming.json: rows of the same
+    (N, bits, B, pass rate, mask, k, kernel) are replaced, other rows kept;
+    summary keys this run measured (not null) replace the old ones, the others
+    (e.g. top50m_1b_64bit_ms from the large-k harness) stay."""
+    old = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+
+    def key(r):
+        return (r.get("N"), r.get("bits"), r.get("B"), r.get("pass_rate"), r.get("mask"),
+                r.get("k"), r.get("variant", "cuda-core"))
+
+    new_keys = {key(r) for r in res["rows"]}
+    merged = dict(old)
+    merged.update({k: v for k, v in res.items() if k not in ("rows", "summary", "correctness")})
+    merged["rows"] = [r for r in old.get("rows", []) if key(r) not in new_keys] + res["rows"]
+    merged["correctness"] = {**old.get("correctness", {}), **res.get("correctness", {})}
+    summ = dict(old.get("summary") or {})
+    summ.update({k: v for k, v in res["summary"].items() if v is not None or k not in summ})
+    merged["summary"] = summ
+    with open(path, "w") as f:
+        json.dump(merged, f, indent=1)
+    log(f"merged into {path}: {len(merged['rows'])} rows, summary {json.dumps(summ)}")
+
+
 def main():
     ap = arg_parser(budget=480.0)
+    ap.add_argument("--merge-into", default=None,
+                    help="also merge the results into this gpu_hamming.json (see merge_into)")
     ap.add_argument("--variants", default="cuda-core,b1,i8",
                     help="scan kernels to check and time (cuda-core, b1, i8)")
     ap.add_argument("--skip-correctness", action="store_true", help="timing only")
@@ -681,6 +710,8 @@ def main():
     res["summary"] = summary(rows)
     res["seconds"] = time.time() - t0
     write_results(args.out, "gpu_hamming.json", res, "hamming_harness.log")
+    if args.merge_into:
+        merge_into(args.merge_into, res)
     ok = all(corr.values()) if corr else None
     log(f"total {time.time()-t0:.1f}s; correctness "
         f"{'not run' if ok is None else 'ALL PASS' if ok else 'FAILURES (grep FAIL above)'}")
