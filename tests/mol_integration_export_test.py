@@ -26,12 +26,12 @@ P, Q_CONTENT, D, CLUSTERS = 2, 2, 8, 8
 Q = Q_CONTENT + 1
 
 
-def _cli(*args):
+def _cli(*args, code=0):
   env = dict(os.environ, PYTHONPATH=REPO)
   res = subprocess.run([sys.executable, "-m", "linr_tf", *args], capture_output=True,
                        text=True, env=env, timeout=600, cwd=REPO)
-  assert res.returncode == 0, (args, res.stdout[-2000:], res.stderr[-3000:])
-  return res.stdout
+  assert res.returncode == code, (args, res.stdout[-2000:], res.stderr[-3000:])
+  return res.stdout if code == 0 else res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,7 @@ def run(tmp_path_factory):
   out = {"train": _cli("train", f"--config={config}", f"--data_dir={data_dir}",
                        f"--workdir={workdir}", "--verbose=0")}
   out["export"] = _cli("export", f"--workdir={workdir}")
+  out["portable"] = _cli("export", f"--workdir={workdir}", "--portable", code=1)
   path = os.path.join(workdir, "export", "1")
   out["query"] = _cli("query", f"--model={path}", "--query=user_id=u3",
                       '--filter=lang = "en"', "--k=4")
@@ -57,6 +58,8 @@ def run(tmp_path_factory):
 def test_cli_trains_clusters_exports_and_queries(run):
   assert "held-out recall@10=" in run["out"]["train"]
   assert "SavedModel written to" in run["out"]["export"]
+  assert ("error: --portable does not support Mixture-of-Logits models"
+          in run["out"]["portable"])
   assert "4 result(s)" in run["out"]["query"]
   model = run["model"]
   assert type(model).__name__ == "MoLRetrievalModel"

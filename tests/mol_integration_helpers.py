@@ -36,7 +36,7 @@ def write_config(directory, mol=True, **mol_overrides):
   d.update(embedding_dim=8, hidden_units=[16])
   d["train"].update(epochs=2, batch_size=256)
   if mol:
-    d["mol"].update(clusters=8, kmeans_iterations=5, **mol_overrides)
+    d["mol"].update({"clusters": 8, "kmeans_iterations": 5, **mol_overrides})
   else:
     del d["mol"]
   path = os.path.join(directory, "mol.json" if mol else "dot.json")

@@ -262,3 +262,48 @@ def test_mol_off_leaves_the_dot_export_as_it_was(exported, tmp_path):
     order = np.lexsort((np.arange(len(ids)), -full[b]))[:10]
     np.testing.assert_allclose(scores[b], full[b, order], rtol=1e-5, atol=1e-6)
     assert [i.decode() for i in got_ids[b]] == list(ids[order])
+
+
+def test_two_stage_without_clusters(exported, tmp_path):
+  """`rerank_candidates` K' and no clusters: dot top-K' over each item's mean
+  component, then the exact MoL rerank (numpy); no cluster_id anywhere."""
+  cfg = config_lib.load(write_config(str(tmp_path), clusters=0, rerank_candidates=25))
+  catalog, log = training.load_data(cfg, exported["data_dir"])
+  tf.keras.utils.set_random_seed(1)
+  model = MoLRetrievalModel.from_data(cfg, catalog, log)
+  model.build_index(catalog)
+  loaded = linr_tf.load(export_lib.export(model, str(tmp_path / "export")))
+  assert "cluster_id" not in loaded.signatures["upsert_embeddings"].structured_input_signature[1]
+  live = LiveIndex(loaded)
+  assert live.embedding_shape == (Q_CONTENT, D) and live.num_clusters == 0
+  spec = ev.Spec.from_live(live)
+  with pytest.raises(ev.BadEvent, match="the model has no item clusters"):
+    ev.Validator(spec).check(ev.upsert_embedding("x", 1, np.ones((Q_CONTENT, D)),
+                                                 _attrs("ai", "en", "us", "post", 1.0), 0.0,
+                                                 cluster_id=1))
+  rows = unit_rows(np.random.default_rng(4), 2, (Q_CONTENT, D))
+  live.upsert_embeddings(["n1", "n2"], [1, 1], rows,
+                         {"topic": ["ai", "ml"], "lang": ["en", "en"], "country": ["us", "fr"],
+                          "type": ["post", "post"], "age_hours": [1.0, 2.0]})
+  ref = ExportedMoL(loaded)
+  vectors = loaded.index.vectors.numpy().astype(np.float64)
+  mean = ref.rows[ref.live].mean(axis=1)
+  np.testing.assert_allclose(vectors[ref.live],
+                             mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-6)
+  q = unit_rows(np.random.default_rng(5), 2, (P, D))
+  q[1] = rows[0, :P]
+  filters = ["", 'lang = "en"']
+  scores, ids, count = live.search_embeddings(q, filters, 10)
+  attributes = dict(exported["attributes"],
+                    n1=_attrs("ai", "en", "us", "post", 1.0), n2=_attrs("ml", "en", "fr", "post", 2.0))
+  mol = ref.top_k(q, filters, ref.rows.shape[0], attributes)    # every passing slot, MoL order
+  dots = q.mean(axis=1).astype(np.float64) @ vectors.T
+  for b, f in enumerate(filters):
+    passing = [s for s in np.flatnonzero(ref.live) if
+               (lambda a: a["lang"] == "en" if f else True)(attributes[ref.ids[s]])]
+    coarse = sorted(passing, key=lambda s: (-dots[b, s], s))[:25]
+    full = {int(s): v for s, v in zip(mol[1][b], mol[0][b]) if s >= 0}
+    best = sorted(coarse, key=lambda s: (-full[s], s))[:10]
+    assert count[b] == 10
+    assert list(ref.slots_of(ids)[b]) == best
+    np.testing.assert_allclose(scores[b], [full[s] for s in best], rtol=1e-4, atol=1e-5)
