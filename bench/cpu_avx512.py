@@ -431,7 +431,8 @@ def hamming_rows(args, rng, isas, bandwidth):
         if faiss_bin is not None:
           fns["faiss_binary"] = faiss_fn
         if batch == 1:  # B x N x words intermediates: seconds per call beyond B = 1
-          fns["numpy"] = numpy_fn
+          if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+            fns["numpy"] = numpy_fn
           fns["tf"] = tf_fn
         for name, fn in fns.items():
           cell["ms"][name] = timed(fn, 3, args.budget)
