@@ -211,3 +211,14 @@ def test_k_beyond_int32_is_a_clear_error():
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"k=2147483648 .*2147483647"):
     ops.hamming_top_k(np.zeros((1, 1), np.int32), np.zeros((4, 1), np.int32), None, 2**31)
   assert hamming_ops.MAX_K == 2**31 - 1
+
+
+@pytest.mark.parametrize("b_size,n,k", [(2, 0, 5), (0, 10, 5), (1, 1, 3), (2, 31, 40),
+                                        (3, 33, 1), (2, 64, 64)])
+def test_edge_sizes_counting_forced(b_size, n, k, path):
+  path("counting")
+  rng = np.random.default_rng(n + k)
+  queries = random_codes(rng, b_size, 2, False)
+  items = random_codes(rng, n, 2, False).reshape(n, 2)
+  passes = pass_rows(rng, b_size, n, [1.0, 0.5])
+  assert_same(run(queries, items, pack_mask(passes), k), reference(queries, items, passes, k))
