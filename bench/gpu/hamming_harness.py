@@ -728,6 +728,21 @@ def main():
             f"{'-' if cf is None else f'{cf:.3f}'} | {r['vs_floor']:.2f} | "
             f"{'-' if tv is None else f'{tv:.1f}x'} | {'-' if a is None else f'{a:.2f}'} |")
     log("summary: " + json.dumps(res["summary"]))
+    for key, goal in (("b64_1b_full", 26.0), ("b64_1b_10pct", 11.0)):
+        rate = 1.0 if key.endswith("full") else 0.1
+        c = [r for r in rows if r["N"] == 10**9 and r["B"] == 64 and r["k"] == 100
+             and r["pass_rate"] == rate and r["mask"] != "none"]
+        if not c:
+            log(f"goal {key}_ms <= {goal:g}: not measured")
+            continue
+        for r in sorted(c, key=lambda r: r["ms"]):
+            cf = r.get("compute_floor_ms")
+            bound = ("memory (HBM floor is the larger)" if cf is None or r["hbm_floor_ms"] >= cf
+                     else "tensor-core issue (compute floor is the larger)")
+            verdict = "MET" if r["ms"] <= goal else f"MISSED by {r['ms'] / goal:.2f}x"
+            log(f"goal {key}_ms <= {goal:g}: {r['variant']:>9} {r['ms']:.2f} ms -> {verdict}; "
+                f"{r['vs_floor']:.2f}x max(HBM {r['hbm_floor_ms']:.2f}, compute "
+                f"{'-' if cf is None else f'{cf:.2f}'}) ms; larger floor: {bound}")
 
 
 if __name__ == "__main__":
