@@ -16,6 +16,35 @@
 namespace linr {
 namespace hamming_cpu {
 
+// Passing items of mask words [t, t + nt) of one query row (bits past
+// num_items ignored): run once per (tile, query), so the POPCNT build of it
+// matters at B = 64 (the portable one is a SWAR count).
+inline int64_t CountPassingPortable(const uint32_t* mrow, int64_t t, int64_t nt,
+                                    int64_t num_items) {
+  int64_t count = 0;
+  for (int64_t w = 0; w < nt; ++w) count += Popcount32(mrow[w] & HammingValidBits(t + w, num_items));
+  return count;
+}
+#if LINR_HAMMING_X86
+__attribute__((target("popcnt"))) inline int64_t CountPassingPopcnt(const uint32_t* mrow,
+                                                                    int64_t t, int64_t nt,
+                                                                    int64_t num_items) {
+  int64_t count = 0;
+  for (int64_t w = 0; w < nt; ++w) {
+    count += __builtin_popcount(mrow[w] & HammingValidBits(t + w, num_items));
+  }
+  return count;
+}
+#endif
+
+inline int64_t CountPassing(Isa isa, const uint32_t* mrow, int64_t t, int64_t nt,
+                            int64_t num_items) {
+#if LINR_HAMMING_X86
+  if (isa != Isa::kPortable) return CountPassingPopcnt(mrow, t, nt, num_items);
+#endif
+  return CountPassingPortable(mrow, t, nt, num_items);
+}
+
 // Scores mask words [w_begin, w_end) of every query into `buffers` ([batch]).
 // The range is walked in tiles of `tile_words` mask words whose codes fit in
 // L1 (~16 KiB); every query scores a tile before the next tile is read, so a
@@ -53,11 +82,7 @@ void ScanRange(const Kernels& kern, const uint32_t* queries, const uint32_t* cod
       const int64_t nq = std::min<int64_t>(8, batch - q0);
       int64_t block_passing = 0;
       for (int64_t q = q0; q < q0 + nq; ++q) {
-        const uint32_t* mrow = mask + q * num_words + t;
-        int64_t count = 0;
-        for (int64_t w = 0; w < nt; ++w) {
-          count += Popcount32(mrow[w] & HammingValidBits(t + w, num_items));
-        }
+        const int64_t count = CountPassing(kern.isa, mask + q * num_words + t, t, nt, num_items);
         passing[q] = count;
         block_passing += count;
       }
