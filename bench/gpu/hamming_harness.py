@@ -4,9 +4,9 @@
 Loads liblinr_cuda.so (custom_ops/cuda/build.sh) through ctypes and drives
 `linr_hamming_topk_variant` with PyTorch tensors, for each scan kernel:
   cuda-core (variant 1): XOR + POPC kernels (ScanSingle / ScanGroup);
-  b1 (variant 2): tensor cores, mma.sync m16n8k128 .b1 and.popc (B >= 8, Wc 2/4/8);
+  b1 (variant 2): tensor cores, mma.sync m16n8k128 .b1 and.popc (B >= 16, Wc 2/4/8);
   i8 (variant 3): tensor cores, mma.sync m16n8k32 s8.u8 on bits expanded to
-                  bytes (B >= 8, Wc 2/4/8).
+                  bytes (B >= 16, Wc 2/4/8).
 (`--variants` picks them; default all three.)
 
 1. Self-check (small sizes, each variant, stops at nothing): for every
@@ -21,7 +21,7 @@ Loads liblinr_cuda.so (custom_ops/cuda/build.sh) through ctypes and drives
    64, 70, 256}, k in {1, 100, 1000, 4096}, pass rates 100 % / 10 % / 0.1 % /
    0 %, massive ties, k > N, no mask, misaligned codes (generic path), scores
    increasing with the index (candidate buffer overflow -> safe rerun) and
-   multi-segment sizes; the B >= 8 cases run once per variant.
+   multi-segment sizes; the B >= 16 cases run once per variant.
 3. Peak of each tensor-core instruction, measured in this run
    (linr_hamming_mma_peak: independent mma.sync chains in registers), in
    mma/s and TOPS (b1: 2 x 16 x 8 x 128 ops per mma, i8: 2 x 16 x 8 x 32).

@@ -27,7 +27,7 @@
 //               and the chunk's mask words in shared memory). Bound by the
 //               integer issue slots at large B (B x Wc x (xor + popc + add)
 //               per item: 108 ms at 1B x 128-bit, B = 64, 10 % pass).
-//   ScanMma:    B >= kMmaMinBatch (8) and Wc in {2, 4, 8}: the scores come
+//   ScanMma:    B >= kMmaMinBatch (16) and Wc in {2, 4, 8}: the scores come
 //               from the tensor cores (b1 and.popc or int8 mma.sync, 8 items x
 //               64 queries per warp tile), codes and mask words staged in
 //               shared memory by cp.async; see "Tensor-core scan" below.
@@ -460,7 +460,10 @@ __global__ void __launch_bounds__(kWarps * 32) ScanGroupKernel(ScanArgs a) {
 // (about 6 KB per warp, 16 warps per SM). Codes of items no query lets pass
 // are not read (zero-filled), and tiles of 8 such items are skipped.
 enum MmaVariant : int { kMmaAuto = 0, kMmaOff = 1, kMmaB1 = 2, kMmaI8 = 3 };
-constexpr int64_t kMmaMinBatch = 8;  // below this the CUDA-core kernels are used
+// Below this the CUDA-core kernels are used: on the H200 (run 8 of
+// bench/gpu/hamming_harness.py, 1B x 128-bit codes) b1 took 24.1 ms at B = 8
+// against 14.5 ms for ScanGroup, and 24.3 against 27.2 ms at B = 16.
+constexpr int64_t kMmaMinBatch = 16;
 constexpr int kMmaWarps = 4;         // warps per block of ScanMmaKernel
 constexpr int kMmaChunkWords = 8;    // mask words (x 32 items) per warp chunk
 constexpr int kMmaChunkItems = kMmaChunkWords * 32;

@@ -350,14 +350,33 @@ cudaError_t LaunchRescore(const ScanArgs& a, int sms, cudaStream_t stream) {
 // permuted within each 32-wide chunk, the same permutation as the query
 // fragments), so the shared-memory reads are conflict-free.
 constexpr int kMmaMaxDim = 256;
+// Tuning: segment growth cap of the selection (0: select_gpu's default) and
+// a forced number of cp.async buffers (0: chosen by shared memory).
+#ifndef LINR_TOPK_MAX_GROWTH
+#define LINR_TOPK_MAX_GROWTH 16
+#endif
+#ifndef LINR_TOPK_STAGES
+#define LINR_TOPK_STAGES 0
+#endif
+#ifndef LINR_TOPK_L2_PREFETCH  // L2 prefetch size of the row copies: 0, 128 or 256 bytes
+#define LINR_TOPK_L2_PREFETCH 0
+#endif
 constexpr int kMmaGroups = 4;  // 64-query groups per block (shared memory permitting)
 constexpr int kMmaMaxBlockQueries = kMmaGroups * kQueryGroup;
 
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool load) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   const int src_size = load ? 16 : 0;  // 0: zero-fill, nothing is read
+#if LINR_TOPK_L2_PREFETCH == 256
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_size));
+#elif LINR_TOPK_L2_PREFETCH == 128
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_size));
+#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
                "r"(src_size));
+#endif
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most stages - 1 groups are pending: of the `stages` groups
@@ -874,7 +893,10 @@ inline MmaShape ChooseMmaShape(int64_t batch, int64_t dim) {
   // Three buffers when that keeps the blocks per SM (or one block fits anyway).
   const size_t two = MmaSmemBytes(m.nt, nc, m.groups, 2);
   const size_t three = MmaSmemBytes(m.nt, nc, m.groups, 3);
-  m.stages = (three <= kTwoBlocks || (two > kTwoBlocks && three <= kBudget)) ? 3 : 2;
+  // One n-tile (B <= 8): two buffers (H200, 100M x 128, B = 1: 8.3 ms
+  // against 8.8 with three; at B = 64 three buffers were faster, 13.1 / 14.0).
+  m.stages = m.nt > 1 && (three <= kTwoBlocks || (two > kTwoBlocks && three <= kBudget)) ? 3 : 2;
+  if (LINR_TOPK_STAGES == 2 || (LINR_TOPK_STAGES == 3 && three <= kBudget)) m.stages = LINR_TOPK_STAGES;
   m.smem = m.stages == 3 ? three : two;
   return m;
 }
@@ -1006,7 +1028,7 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
       // Every admitted pair is rescored: a short first segment (whose
       // threshold is the smallest key) and segments growing 16x, so that each
       // admits about 16 k pairs per query.
-      std::max<int64_t>(4096, 4 * k_eff), 16);
+      std::max<int64_t>(4096, 4 * k_eff), LINR_TOPK_MAX_GROWTH);
 }
 
 }  // namespace gpu

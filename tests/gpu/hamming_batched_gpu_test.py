@@ -1,4 +1,4 @@
-"""LinrHammingTopK's batched GPU scan on tensor cores (B >= 8, Wc in {2, 4, 8};
+"""LinrHammingTopK's batched GPU scan on tensor cores (B >= 16, Wc in {2, 4, 8};
 custom_ops/quantization/hamming_gpu.cu.h, ScanMmaKernel) equals a numpy brute
 force and the CPU op bit for bit, inside TensorFlow, for each scan kernel
 ($LINR_HAMMING_MMA = b1 / i8 / off): B = 8 / 16 / 64 / 70 / 256 (a partial
