@@ -5,6 +5,8 @@ an in-graph nearest cluster for cold items, upsert_embeddings with [Q, d]
 rows + cluster id, delete_items) checked against a numpy brute-force MoL
 over the exported variables."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 import linr_tf
 import tensorflow as tf
 
+from linr_tf import cli
 from linr_tf import data as data_lib
 from linr_tf import training
 from linr_tf.index.live_index import LiveIndex
@@ -26,12 +29,25 @@ P, Q_CONTENT, D, CLUSTERS = 2, 2, 8, 8
 Q = Q_CONTENT + 1
 
 
-def _cli(*args, code=0):
+def _cli(*args):
+  """`python -m linr_tf ARGS` in a process of its own."""
   env = dict(os.environ, PYTHONPATH=REPO)
   res = subprocess.run([sys.executable, "-m", "linr_tf", *args], capture_output=True,
                        text=True, env=env, timeout=600, cwd=REPO)
-  assert res.returncode == code, (args, res.stdout[-2000:], res.stderr[-3000:])
-  return res.stdout if code == 0 else res.stderr
+  assert res.returncode == 0, (args, res.stdout[-2000:], res.stderr[-3000:])
+  return res.stdout
+
+
+def _cli_here(command, *flags, code=0):
+  """The same command line (`cli.main`) in this process: no second
+  TensorFlow start-up. Returns stdout (stderr when `code` != 0)."""
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["linr_tf", *flags])
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    got = cli.main(["linr_tf", command])
+  assert got == code, (command, flags, out.getvalue()[-2000:], err.getvalue()[-2000:])
+  return out.getvalue() if code == 0 else err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +59,11 @@ def run(tmp_path_factory):
   config = write_config(str(root))
   out = {"train": _cli("train", f"--config={config}", f"--data_dir={data_dir}",
                        f"--workdir={workdir}", "--verbose=0")}
-  out["export"] = _cli("export", f"--workdir={workdir}")
-  out["portable"] = _cli("export", f"--workdir={workdir}", "--portable", code=1)
+  out["export"] = _cli_here("export", f"--workdir={workdir}")
+  out["portable"] = _cli_here("export", f"--workdir={workdir}", "--portable", code=1)
   path = os.path.join(workdir, "export", "1")
-  out["query"] = _cli("query", f"--model={path}", "--query=user_id=u3",
-                      '--filter=lang = "en"', "--k=4")
+  out["query"] = _cli_here("query", f"--model={path}", "--query=user_id=u3",
+                           '--filter=lang = "en"', "--k=4")
   # One load and one restore for the module (the update test runs last of
   # those that read the catalogue as exported).
   return {"root": root, "data_dir": data_dir, "workdir": workdir, "path": path,
