@@ -352,11 +352,12 @@ ROWS = [
     Row("MoL P=Q=8", 8, 8, seeds=1),
     Row("MoL P=2 Q=1+1 fixed clusters", 2, 1, clusters=100, mode="fixed"),
     Row("MoL P=2 Q=1+1 trainable clusters", 2, 1, clusters=100, mode="trainable"),
+    Row("MoL P=2 Q=2+1 fixed clusters", 2, 2, clusters=100, mode="fixed"),
 ]
 GOAL_ROW = "MoL P=2 Q=1+1 fixed clusters"
 NO_CLUSTER_ROW = "MoL P=Q=2"
 ORDER = ["dot (P=Q=1)", GOAL_ROW, NO_CLUSTER_ROW, "MoL P=2 Q=1+1 trainable clusters",
-         "MoL P=Q=4", "MoL P=Q=8"]
+         "MoL P=Q=4", "MoL P=Q=8", "MoL P=2 Q=2+1 fixed clusters"]
 METRICS = ("hr10", "recall10", "recall100", "ndcg10")
 
 

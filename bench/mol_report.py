@@ -20,11 +20,13 @@ def cell(pair, digits=4, pct=False):
 def main(path):
   with open(path) as f:
     doc = json.load(f)
-  print("| row | seeds | HR@10 | Recall@10 | Recall@100 | NDCG@10 | Recall@10 gain vs dot |")
-  print("|---|---|---|---|---|---|---|")
+  print("| row | seeds | val Recall@10 | HR@10 | Recall@10 | Recall@100 | NDCG@10 | "
+        "Recall@10 gain vs dot |")
+  print("|---|---|---|---|---|---|---|---|")
   for name, row in doc["table"].items():
     gain = "—" if name.startswith("dot") else cell(row["recall10_gain_rel"], pct=True)
-    print(f"| {name} | {row['seeds']} | {cell(row['test_hr10'], 3)} | "
+    val = cell(row["val_recall10"]) if "val_recall10" in row else "—"
+    print(f"| {name} | {row['seeds']} | {val} | {cell(row['test_hr10'], 3)} | "
           f"{cell(row['test_recall10'])} | {cell(row['test_recall100'], 3)} | "
           f"{cell(row['test_ndcg10'])} | {gain} |")
   print()
