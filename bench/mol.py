@@ -8,15 +8,22 @@ it is committed):
   PYTHONPATH=. .venv/bin/python bench/mol.py --wheel out/wheels/recbole-1.2.1-py3-none-any.whl
 
 Protocol. 10 % of the items (seeded) are held out of training entirely (the
-cold cohort); the other interactions are split by time (newest 10 % = test).
-Every row trains the same towers (configs/mol_movielens.json) for the same
-number of epochs with `model.fit` + the TFRS retrieval task; a cluster row
-trains `stage1` epochs, runs k-means (a model step), then the remaining
-epochs with the cluster component. Evaluation scores every item with the
-row's own scorer through LinrMoLTopK, excluding each user's training items
-(a per-query pass mask). Cold items enter through `MoLIndex.upsert_items`
-after training (item tower on genre + year, id unknown, nearest cluster
-in-graph) and are scored with the rest of the catalogue.
+cold cohort); of the other interactions each user's newest 10 % is the test
+split and the 10 % before it the validation split. The dot product's
+learning rate x temperature is picked on validation; every row then trains
+the same towers (configs/mol_movielens.json) for the same number of epochs
+with `model.fit` + the TFRS retrieval task (log-q, accidental hits
+removed), with `--id_dropout` of the examples carrying an unknown item id
+(so the OOV id row a cold item gets is trained); a cluster row trains
+`stage1` epochs, runs k-means (a model step), then the remaining epochs with
+the cluster component. Evaluation scores every item with the row's own
+scorer through LinrMoLTopK, excluding each user's train (+ validation)
+items by the per-query pass mask. Cold items enter through
+`MoLIndex.upsert_items` after training (item tower on the unknown id, genre
+and year, nearest cluster in-graph) and are ranked against the whole
+catalogue and among the cold items only. `--sections latency`: CPU search
+latency at 1M items. Rows of second processes (`--dot_from`) are merged by
+bench/mol_merge.py; bench/mol_report.py prints the tables.
 """
 
 import argparse
