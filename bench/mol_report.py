@@ -41,7 +41,7 @@ def main(path):
             f"{cell(row['cold_only_recall100'], 3)} |")
   print()
   print("| filter | pass rate | queries | = unfiltered then filter | scores = brute force | "
-        "ids = brute force |")
+        "ids = brute force (or a near tie < 1e-5) |")
   print("|---|---|---|---|---|---|")
   for name, f in (doc.get("filtered_check") or {}).items():
     print(f"| {name} | {100 * f['pass_rate']:.1f} % | {f['queries']} | "
