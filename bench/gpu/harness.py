@@ -424,6 +424,8 @@ def bench(lib, sizes, out_rows, budget_s, t0):
 def main():
     ap = arg_parser(budget=420.0)
     ap.add_argument("--compare-lib", help="second liblinr_cuda.so whose top-k must be bit-identical")
+    ap.add_argument("--sizes", default="10000000,100000000",
+                    help="comma-separated N of the timing grid (K = 100 and 4096 each)")
     args = ap.parse_args()
     t0 = time.time()
     lib = Lib(args.lib)
@@ -436,7 +438,8 @@ def main():
         + (f"; top-k bit-identical to {args.compare_lib} checked" if args.compare_lib else ""))
     rows = []
     if not args.correctness_only:
-        sizes = [(1_000_000, [100])] if args.quick else [(10_000_000, [100, 4096]), (100_000_000, [100, 4096])]
+        sizes = [(1_000_000, [100])] if args.quick else \
+            [(int(n), [100, 4096]) for n in args.sizes.split(",")]
         bench(lib, sizes, rows, args.budget, t0)
     res = dict(device=name, correctness=corr, rows=rows, seconds=time.time() - t0)
     big = [r for r in rows if r["N"] == 100_000_000 and r["K"] == 100]
