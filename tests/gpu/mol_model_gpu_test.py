@@ -29,6 +29,17 @@ HOT_OPS = {"LinrFilterMask", "LinrMoLTopK", "LinrReadRows", "LinrWriteRows"}
 FILTERS = ['lang = "en"', "", 'topic IN ("ai", "ml") AND type IN ("post", "article")']
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_tf32():
+  """The reference's query embeddings come from the CPU; TensorFlow's GPU
+  float32 matmuls default to TF32 (10-bit mantissa), which moved the served
+  query tower's scores by ~1e-3 relative on the H200."""
+  was = tf.config.experimental.tensor_float_32_execution_enabled()
+  tf.config.experimental.enable_tensor_float_32_execution(False)
+  yield
+  tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   root = tmp_path_factory.mktemp("mol_gpu")
