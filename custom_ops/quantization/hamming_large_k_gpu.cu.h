@@ -50,6 +50,7 @@
 #include <limits>
 
 #include "custom_ops/quantization/hamming_common.h"
+#include "custom_ops/quantization/hamming_gpu.cu.h"
 #include "custom_ops/quantization/hamming_large_k.h"
 #include "custom_ops/select/outputs.h"
 #include "custom_ops/select/select_gpu.cu.h"
@@ -120,50 +121,13 @@ struct Args {
   int32_t* idx;             // [B, k]
 };
 
-template <int WC>
-struct Unroll {
-  static constexpr int value = WC == 0 ? 2 : (WC <= 4 ? 4 : (WC == 8 ? 2 : 1));
-};
-
-// The WC words of one code (WC > 0; `p` aligned to min(WC, 4) words).
-template <int WC>
-__device__ __forceinline__ void LoadCode(const uint32_t* p, uint32_t* out) {
-  if constexpr (WC == 1) {
-    out[0] = __ldg(p);
-  } else if constexpr (WC == 2) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
-    out[0] = v.x;
-    out[1] = v.y;
-  } else {
-    static_assert(WC % 4 == 0, "vector loads need WC in {1, 2, 4, 8, 16}");
-#pragma unroll
-    for (int j = 0; j < WC / 4; ++j) {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(p) + j);
-      out[4 * j + 0] = v.x;
-      out[4 * j + 1] = v.y;
-      out[4 * j + 2] = v.z;
-      out[4 * j + 3] = v.w;
-    }
-  }
-}
-
-// Matching bits of query registers `q` and code registers `c`.
-template <int WC>
-__device__ __forceinline__ int ScoreRegs(const uint32_t* q, const uint32_t* c) {
-  int dist = 0;
-#pragma unroll
-  for (int j = 0; j < WC; ++j) dist += Popcount32(q[j] ^ c[j]);
-  return 32 * WC - dist;
-}
-
-// Generic width: query and code from global memory.
-__device__ __forceinline__ int ScoreGlobal(const uint32_t* q, const uint32_t* codes, int64_t item,
-                                           int64_t words) {
-  const uint32_t* c = codes + item * words;
-  int dist = 0;
-  for (int64_t j = 0; j < words; ++j) dist += Popcount32(__ldg(q + j) ^ __ldg(c + j));
-  return static_cast<int>(32 * words) - dist;
-}
+// Code loads, scoring and the vector-width choice are the scan's
+// (hamming_gpu.cu.h): the same integers on every path.
+using hamming_gpu::FixedWidth;
+using hamming_gpu::LoadCode;
+using hamming_gpu::ScoreFixed;
+using hamming_gpu::ScoreGeneric;
+using hamming_gpu::Unroll;
 
 // Pass 1 (kScatter false): per-warp histograms -> counts. Pass 4 (kScatter
 // true): slots from above + counts (exclusive prefixes), writes the outputs.
@@ -248,9 +212,9 @@ __global__ void __launch_bounds__(kWarps * 32) CountPassKernel(Args a) {
         int s = -1;
         if (bit[u]) {
           if constexpr (WC > 0) {
-            s = ScoreRegs<WC>(qc, code[u]);
+            s = ScoreFixed<WC>(qc, code[u]);
           } else {
-            s = ScoreGlobal(qp, a.codes, item[u], a.words);
+            s = ScoreGeneric(qp, a.codes, item[u], a.words);
           }
         }
         if constexpr (!kScatter) {
@@ -368,19 +332,6 @@ __global__ void PadKernel(Args a) {
 // ---------------------------------------------------------------------------
 // Launcher.
 
-// Code width dispatched to a vector path (0: generic).
-inline int CountingFixedWidth(const int32_t* codes, int64_t words) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(codes);
-  switch (words) {
-    case 1: return 1;
-    case 2: return p % 8 == 0 ? 2 : 0;
-    case 4: return p % 16 == 0 ? 4 : 0;
-    case 8: return p % 16 == 0 ? 8 : 0;
-    case 16: return p % 16 == 0 ? 16 : 0;
-    default: return 0;
-  }
-}
-
 template <int WC, bool kScatter>
 cudaError_t LaunchPass(const Args& a, int64_t nq, size_t smem, cudaStream_t stream) {
   if (smem > 48 * 1024) {
@@ -449,7 +400,7 @@ inline cudaError_t LaunchHammingTopKCounting(const int32_t* query_codes, const i
   a.params = reinterpret_cast<int32_t*>(ws + plan.params);
   a.scores = out_scores;
   a.idx = out_idx;
-  const int wc = CountingFixedWidth(item_codes, words);
+  const int wc = FixedWidth(item_codes, words);
   const size_t smem = sizeof(uint32_t) * kWarps * static_cast<size_t>(plan.bins);
   cudaError_t err;
   // Passes 1 and 2 per chunk of <= 65535 queries (grid.y), then 3, then 4, 5.
