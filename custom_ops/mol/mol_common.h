@@ -96,10 +96,21 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE float Exp(float x) {
 #endif
 }
 
+// Exp as a functor: Mix's default exponential.
+struct DefaultExp {
+  LINR_HOST_DEVICE LINR_FORCE_INLINE float operator()(float x) const { return Exp(x); }
+};
+
 // The mixture of the PQ dot products x (see the header comment); NaN if any
-// input is NaN (ranked as -inf by the selection).
+// input is NaN (ranked as -inf by the selection). `exp` is the exponential of
+// the softmax (the CPU scan passes its own, mol_cpu_scan.h ExpCpu).
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable  // ExpFn may be host-only (instantiated on the host only)
+#endif
+template <typename ExpFn = DefaultExp>
 LINR_HOST_DEVICE LINR_FORCE_INLINE float Mix(const float* x, int pq, const float* bias,
-                                             const float* weight, bool softmax) {
+                                             const float* weight, bool softmax,
+                                             ExpFn exp = ExpFn()) {
   float l[kMaxPairs];
   for (int j = 0; j < pq; ++j) l[j] = bias[j];
   for (int i = 0; i < pq; ++i) {
@@ -116,7 +127,7 @@ LINR_HOST_DEVICE LINR_FORCE_INLINE float Mix(const float* x, int pq, const float
   for (int j = 1; j < pq; ++j) top = l[j] > top ? l[j] : top;
   float z = 0.f, s = 0.f;
   for (int j = 0; j < pq; ++j) {
-    const float e = Exp(l[j] - top);
+    const float e = exp(l[j] - top);
     z += e;
     s = fmaf(e, x[j], s);
   }

@@ -78,30 +78,13 @@ inline float ExpCpu(float x) {
   return y * BitsToFloat(bits);
 }
 
-// Mix (mol_common.h) with ExpCpu: the same operations in the same order.
+// Mix (mol_common.h) with ExpCpu as its exponential.
+struct CpuExp {
+  float operator()(float x) const { return ExpCpu(x); }
+};
 inline float MixCpu(const float* x, int pq, const float* bias, const float* weight,
                     bool softmax) {
-  float l[kMaxPairs];
-  for (int j = 0; j < pq; ++j) l[j] = bias[j];
-  for (int i = 0; i < pq; ++i) {
-    const float xi = x[i];
-    const float* w = weight + i * pq;
-    for (int j = 0; j < pq; ++j) l[j] = fmaf(xi, w[j], l[j]);
-  }
-  if (!softmax) {
-    float s = 0.f;
-    for (int j = 0; j < pq; ++j) s = fmaf(l[j], x[j], s);
-    return s;
-  }
-  float top = l[0];
-  for (int j = 1; j < pq; ++j) top = l[j] > top ? l[j] : top;
-  float z = 0.f, s = 0.f;
-  for (int j = 0; j < pq; ++j) {
-    const float e = ExpCpu(l[j] - top);
-    z += e;
-    s = fmaf(e, x[j], s);
-  }
-  return s / z;
+  return mol::Mix(x, pq, bias, weight, softmax, CpuExp());
 }
 
 // ------------------------------------------------------------------ portable
