@@ -212,7 +212,7 @@ def correctness(lib):
                                                rnd(300, 128), items[:30011], rmask(300, 30011, [0.2] * 300), 40)
     it256 = rnd(20_000, 256, dtype=torch.float16)
     results["fp16 d=256 B=70"] = check_case(lib, "fp16 d=256 (tensor cores) B=70 mixed k=100", rnd(70, 256),
-                                            it256, rmask(70, 20_000, rates[:70] if len(rates) >= 70 else (rates * 2)[:70]), 100)
+                                            it256, rmask(70, 20_000, (rates * 2)[:70]), 100)
     it512 = rnd(10_000, 512, dtype=torch.float16)
     results["fp16 d=512 B=16"] = check_case(lib, "fp16 d=512 (CUDA-core path) B=16 k=30", rnd(16, 512),
                                             it512, rmask(16, 10_000, [0.5] * 16), 30)

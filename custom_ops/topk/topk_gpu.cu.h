@@ -216,29 +216,6 @@ __device__ __forceinline__ bool ScanByIds(const ScanArgs& a, int64_t* total) {
   return true;
 }
 
-// Canonical float32 dot product of the CPU kernel (topk_cpu.h CanonicalDot):
-// 8 partial sums s[t] = fma(q[j], x[j], s[t]) over j = t, t + 8, ... (the
-// dimension zero-padded to a multiple of 8), reduced as
-// ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). Explicit _rn intrinsics:
-// the compiler may not contract or reassociate them, so every GPU score is
-// bit-identical to the CPU op's.
-template <typename T>
-__device__ __forceinline__ float CanonicalDot(const float* __restrict__ q,
-                                              const T* __restrict__ x, int64_t dim) {
-  float s[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  for (int64_t j = 0; j < dim; j += 8) {
-#pragma unroll
-    for (int t = 0; t < 8; ++t) {
-      const bool in = j + t < dim;
-      const float qv = in ? __ldg(q + j + t) : 0.f;
-      const float xv = in ? ToFloat<T>(x[j + t]) : 0.f;
-      s[t] = __fmaf_rn(qv, xv, s[t]);
-    }
-  }
-  return __fadd_rn(__fadd_rn(__fadd_rn(s[0], s[1]), __fadd_rn(s[2], s[3])),
-                   __fadd_rn(__fadd_rn(s[4], s[5]), __fadd_rn(s[6], s[7])));
-}
-
 // Admission of an approximate score `approx` (with error at most `bound`
 // against the canonical score, both in the same units as `thr`): false only
 // when the canonical score is certainly below the threshold's score. NaN
@@ -266,7 +243,9 @@ __device__ __forceinline__ void Admit(const ScanArgs& a, int64_t q, int64_t row)
 }
 
 // Exact rescoring of the queued pairs of one segment: 8 lanes per pair, lane
-// t summing the canonical partial sum s[t] (CanonicalDot's order), reduced by
+// t summing the canonical partial sum s[t] (topk_cpu.h CanonicalDot's order:
+// s[t] = fma over j = t, t + 8, ..., explicit _rn so nothing is contracted or
+// reassociated), reduced by
 // shuffles in the canonical tree; a key >= the query's threshold is appended
 // to the query's candidate buffer. Grid (x, batch); the launcher resets the
 // counts afterwards.
@@ -326,7 +305,7 @@ cudaError_t LaunchRescore(const ScanArgs& a, int sms, cudaStream_t stream) {
 // Scores are screened on tensor cores and exact on CUDA cores. Per query the
 // fp32 query v = q * 2^e (exact power-of-two scaling, max |v| near 2^14) is
 // rounded to fp16 hi; mma.sync m16n8k16 (fp32 accumulate) gives
-// a = sum hi_j x_j. Against the canonical fp32 score c (CanonicalDot), in
+// a = sum hi_j x_j. Against the canonical fp32 score c (topk_cpu.h), in
 // scaled units, |a - c 2^e| <= (||v - hi|| + 2^-12 ||hi||) ||x||: the first
 // term is the rounding of the query (Cauchy-Schwarz), the second covers the
 // fp32 accumulation of both sums (at most ~d 2^-23 relative each, d <= 256).
@@ -350,33 +329,18 @@ cudaError_t LaunchRescore(const ScanArgs& a, int sms, cudaStream_t stream) {
 // permuted within each 32-wide chunk, the same permutation as the query
 // fragments), so the shared-memory reads are conflict-free.
 constexpr int kMmaMaxDim = 256;
-// Tuning: segment growth cap of the selection (0: select_gpu's default) and
-// a forced number of cp.async buffers (0: chosen by shared memory).
-#ifndef LINR_TOPK_MAX_GROWTH
-#define LINR_TOPK_MAX_GROWTH 16
-#endif
-#ifndef LINR_TOPK_STAGES
-#define LINR_TOPK_STAGES 0
-#endif
-#ifndef LINR_TOPK_L2_PREFETCH  // L2 prefetch size of the row copies: 0, 128 or 256 bytes
-#define LINR_TOPK_L2_PREFETCH 0
-#endif
+// Segment growth cap of the selection: shorter segments admit fewer pairs to
+// rescore (H200, 100M, B = 64: 13.1 ms, against 15.5 ms with select_gpu's
+// default growth; bench/results/tf_gpu_runs/harness_run8_topk_variants.txt).
+constexpr int64_t kMaxGrowth = 16;
 constexpr int kMmaGroups = 4;  // 64-query groups per block (shared memory permitting)
 constexpr int kMmaMaxBlockQueries = kMmaGroups * kQueryGroup;
 
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool load) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   const int src_size = load ? 16 : 0;  // 0: zero-fill, nothing is read
-#if LINR_TOPK_L2_PREFETCH == 256
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
-               "r"(src_size));
-#elif LINR_TOPK_L2_PREFETCH == 128
-  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
-               "r"(src_size));
-#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
                "r"(src_size));
-#endif
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most stages - 1 groups are pending: of the `stages` groups
@@ -894,9 +858,9 @@ inline MmaShape ChooseMmaShape(int64_t batch, int64_t dim) {
   const size_t two = MmaSmemBytes(m.nt, nc, m.groups, 2);
   const size_t three = MmaSmemBytes(m.nt, nc, m.groups, 3);
   // One n-tile (B <= 8): two buffers (H200, 100M x 128, B = 1: 8.3 ms
-  // against 8.8 with three; at B = 64 three buffers were faster, 13.1 / 14.0).
+  // against 8.8 with three; at B = 64 three buffers were faster, 13.1 / 14.0;
+  // harness_run8_topk_variants.txt).
   m.stages = m.nt > 1 && (three <= kTwoBlocks || (two > kTwoBlocks && three <= kBudget)) ? 3 : 2;
-  if (LINR_TOPK_STAGES == 2 || (LINR_TOPK_STAGES == 3 && three <= kBudget)) m.stages = LINR_TOPK_STAGES;
   m.smem = m.stages == 3 ? three : two;
   return m;
 }
@@ -1028,7 +992,7 @@ cudaError_t LaunchTopK(const float* queries, const T* items, const int32_t* mask
       // Every admitted pair is rescored: a short first segment (whose
       // threshold is the smallest key) and segments growing 16x, so that each
       // admits about 16 k pairs per query.
-      std::max<int64_t>(4096, 4 * k_eff), LINR_TOPK_MAX_GROWTH);
+      std::max<int64_t>(4096, 4 * k_eff), kMaxGrowth);
 }
 
 }  // namespace gpu
